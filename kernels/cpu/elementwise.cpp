@@ -1,0 +1,299 @@
+// CPU elementwise kernels: unary (and derivatives), binary, comparisons,
+// where, copy/convert, fill, Philox random.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "core/philox.h"
+#include "kernels/cpu/loops.h"
+#include "kernels/elementwise.h"
+
+namespace iris::kernels {
+
+IRIS_DEFINE_KERNEL_TABLE(unary)
+IRIS_DEFINE_KERNEL_TABLE(unary_backward)
+IRIS_DEFINE_KERNEL_TABLE(binary)
+IRIS_DEFINE_KERNEL_TABLE(compare)
+IRIS_DEFINE_KERNEL_TABLE(where)
+IRIS_DEFINE_KERNEL_TABLE(copy)
+IRIS_DEFINE_KERNEL_TABLE(fill)
+IRIS_DEFINE_KERNEL_TABLE(random)
+
+const char* unary_name(UnaryOp op) {
+  static const char* names[] = {"neg",  "abs",        "exp",     "log",       "sqrt",    "rsqrt",
+                                "tanh", "sigmoid",    "relu",    "gelu",      "gelu_tanh", "silu",
+                                "sign", "reciprocal", "sin",     "cos",       "square",  "log1p",
+                                "expm1", "clamp",     "pow",     "leaky_relu"};
+  return names[static_cast<int>(op)];
+}
+
+}  // namespace iris::kernels
+
+namespace iris::cpu {
+namespace {
+
+using kernels::BinaryOp;
+using kernels::CompareOp;
+using kernels::UnaryOp;
+using kernels::UnaryParams;
+
+template <class TO, class... TI, class F, size_t N, size_t... I>
+void map_row(F& f, const std::array<char*, N>& p, const std::array<int64_t, N>& st, int64_t n,
+             std::index_sequence<I...>) {
+  const bool dense = st[0] == sizeof(TO) && ((st[I + 1] == sizeof(TI)) && ...);
+  if (dense) {
+    TO* o = reinterpret_cast<TO*>(p[0]);
+    for (int64_t i = 0; i < n; ++i) o[i] = f(reinterpret_cast<const TI*>(p[I + 1])[i]...);
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      *reinterpret_cast<TO*>(p[0] + i * st[0]) =
+          f(*reinterpret_cast<const TI*>(p[I + 1] + i * st[I + 1])...);
+  }
+}
+
+// Applies f elementwise over (out, in...) with the loop's dense fast path.
+template <class TO, class... TI, class F, class... Ts>
+void map(const Tensor& out, F f, const Ts&... ins) {
+  constexpr size_t N = 1 + sizeof...(Ts);
+  strided_loop<N>(out.shape(), {&out, &ins...},
+                  [&](const std::array<char*, N>& p, const std::array<int64_t, N>& st, int64_t n) {
+                    map_row<TO, TI...>(f, p, st, n, std::index_sequence_for<TI...>{});
+                  });
+}
+
+constexpr double kSqrt1_2 = 0.70710678118654752440;
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+template <class T>
+T sigmoid(T x) {
+  return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+}
+
+template <class T>
+T unary_value(UnaryOp op, const UnaryParams& p, T x) {
+  switch (op) {
+    case UnaryOp::neg: return -x;
+    case UnaryOp::abs: return std::abs(x);
+    case UnaryOp::exp: return std::exp(x);
+    case UnaryOp::log: return std::log(x);
+    case UnaryOp::sqrt: return std::sqrt(x);
+    case UnaryOp::rsqrt: return T(1) / std::sqrt(x);
+    case UnaryOp::tanh: return std::tanh(x);
+    case UnaryOp::sigmoid: return sigmoid(x);
+    case UnaryOp::relu: return x > 0 ? x : T(0);
+    case UnaryOp::gelu: return T(0.5) * x * (T(1) + std::erf(x * T(kSqrt1_2)));
+    case UnaryOp::gelu_tanh: {
+      const T u = T(kSqrt2OverPi) * (x + T(0.044715) * x * x * x);
+      return T(0.5) * x * (T(1) + std::tanh(u));
+    }
+    case UnaryOp::silu: return x * sigmoid(x);
+    case UnaryOp::sign: return x > 0 ? T(1) : (x < 0 ? T(-1) : T(0));
+    case UnaryOp::reciprocal: return T(1) / x;
+    case UnaryOp::sin: return std::sin(x);
+    case UnaryOp::cos: return std::cos(x);
+    case UnaryOp::square: return x * x;
+    case UnaryOp::log1p: return std::log1p(x);
+    case UnaryOp::expm1: return std::expm1(x);
+    case UnaryOp::clamp: return std::isnan(x) ? x : std::min(std::max(x, T(p.a)), T(p.b));
+    case UnaryOp::pow_scalar: return std::pow(x, T(p.a));
+    case UnaryOp::leaky_relu: return x > 0 ? x : x * T(p.a);
+  }
+  return x;
+}
+
+// d op(x) / dx given x and y = op(x).
+template <class T>
+T unary_derivative(UnaryOp op, const UnaryParams& p, T x, T y) {
+  switch (op) {
+    case UnaryOp::neg: return T(-1);
+    case UnaryOp::abs: return x > 0 ? T(1) : (x < 0 ? T(-1) : T(0));
+    case UnaryOp::exp: return y;
+    case UnaryOp::log: return T(1) / x;
+    case UnaryOp::sqrt: return T(0.5) / y;
+    case UnaryOp::rsqrt: return T(-0.5) * y * y * y;
+    case UnaryOp::tanh: return T(1) - y * y;
+    case UnaryOp::sigmoid: return y * (T(1) - y);
+    case UnaryOp::relu: return x > 0 ? T(1) : T(0);
+    case UnaryOp::gelu: {
+      const T cdf = T(0.5) * (T(1) + std::erf(x * T(kSqrt1_2)));
+      return cdf + x * T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+    }
+    case UnaryOp::gelu_tanh: {
+      const T x2 = x * x;
+      const T u = T(kSqrt2OverPi) * (x + T(0.044715) * x2 * x);
+      const T th = std::tanh(u);
+      const T du = T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * x2);
+      return T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * du;
+    }
+    case UnaryOp::silu: {
+      const T s = sigmoid(x);
+      return s * (T(1) + x * (T(1) - s));
+    }
+    case UnaryOp::sign: return T(0);
+    case UnaryOp::reciprocal: return -y * y;
+    case UnaryOp::sin: return std::cos(x);
+    case UnaryOp::cos: return -std::sin(x);
+    case UnaryOp::square: return T(2) * x;
+    case UnaryOp::log1p: return T(1) / (T(1) + x);
+    case UnaryOp::expm1: return y + T(1);
+    case UnaryOp::clamp: return (x >= T(p.a) && x <= T(p.b)) ? T(1) : T(0);
+    case UnaryOp::pow_scalar:
+      return p.a == 0 ? T(0) : T(p.a) * std::pow(x, T(p.a - 1));
+    case UnaryOp::leaky_relu: return x > 0 ? T(1) : T(p.a);
+  }
+  return T(0);
+}
+
+void unary_cpu(UnaryOp op, const UnaryParams& prm, const Tensor& x, const Tensor& out) {
+  if (op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::sign || op == UnaryOp::square ||
+      op == UnaryOp::clamp || op == UnaryOp::relu) {
+    if (x.dtype() == DType::i32 || x.dtype() == DType::i64) {
+      dispatch_numeric(x.dtype(), unary_name(op), [&]<class T>() {
+        map<T, T>(out, [&](T v) { return static_cast<T>(unary_value<double>(op, prm, v)); }, x);
+      });
+      return;
+    }
+  }
+  dispatch_float(x.dtype(), kernels::unary_name(op), [&]<class T>() {
+    switch (op) {  // the hot ones get a loop of their own so the compiler can vectorise
+      case UnaryOp::neg: return map<T, T>(out, [](T v) { return -v; }, x);
+      case UnaryOp::relu: return map<T, T>(out, [](T v) { return v > 0 ? v : T(0); }, x);
+      case UnaryOp::square: return map<T, T>(out, [](T v) { return v * v; }, x);
+      default: return map<T, T>(out, [&](T v) { return unary_value<T>(op, prm, v); }, x);
+    }
+  });
+}
+
+void unary_backward_cpu(UnaryOp op, const UnaryParams& prm, const Tensor& x, const Tensor& y,
+                        const Tensor& dy, const Tensor& dx) {
+  dispatch_float(dx.dtype(), kernels::unary_name(op), [&]<class T>() {
+    map<T, T, T, T>(
+        dx, [&](T xv, T yv, T g) { return g * unary_derivative<T>(op, prm, xv, yv); }, x, y, dy);
+  });
+}
+
+void binary_cpu(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  dispatch_numeric(out.dtype(), "binary", [&]<class T>() {
+    switch (op) {
+      case BinaryOp::add: return map<T, T, T>(out, [](T u, T v) { return T(u + v); }, a, b);
+      case BinaryOp::sub: return map<T, T, T>(out, [](T u, T v) { return T(u - v); }, a, b);
+      case BinaryOp::mul: return map<T, T, T>(out, [](T u, T v) { return T(u * v); }, a, b);
+      case BinaryOp::div:
+        if constexpr (std::is_integral_v<T>) {
+          return map<T, T, T>(out, [](T u, T v) {
+            if (v == 0) IRIS_FAIL("div: integer division by zero");
+            return T(u / v);
+          }, a, b);
+        } else {
+          return map<T, T, T>(out, [](T u, T v) { return u / v; }, a, b);
+        }
+      case BinaryOp::pow:
+        return map<T, T, T>(out, [](T u, T v) { return T(std::pow(u, v)); }, a, b);
+      case BinaryOp::maximum:
+        return map<T, T, T>(out, [](T u, T v) { return u != u ? u : (u > v ? u : v); }, a, b);
+      case BinaryOp::minimum:
+        return map<T, T, T>(out, [](T u, T v) { return u != u ? u : (u < v ? u : v); }, a, b);
+    }
+  });
+}
+
+void compare_cpu(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  dispatch_numeric(a.dtype() == DType::b8 ? DType::u8 : a.dtype(), "compare", [&]<class T>() {
+    auto run = [&](auto cmp) {
+      map<uint8_t, T, T>(out, [&](T u, T v) { return static_cast<uint8_t>(cmp(u, v)); }, a, b);
+    };
+    switch (op) {
+      case CompareOp::eq: return run([](T u, T v) { return u == v; });
+      case CompareOp::ne: return run([](T u, T v) { return u != v; });
+      case CompareOp::lt: return run([](T u, T v) { return u < v; });
+      case CompareOp::le: return run([](T u, T v) { return u <= v; });
+      case CompareOp::gt: return run([](T u, T v) { return u > v; });
+      case CompareOp::ge: return run([](T u, T v) { return u >= v; });
+    }
+  });
+}
+
+void where_cpu(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  dispatch_all(out.dtype(), [&]<class T>() {
+    map<T, uint8_t, T, T>(out, [](uint8_t c, T u, T v) { return c ? u : v; }, cond, a, b);
+  });
+}
+
+template <class T>
+double to_double(T v) {
+  if constexpr (std::is_same_v<T, bf16>) return bf16_to_float(v);
+  else if constexpr (std::is_same_v<T, f16>) return f16_to_float(v);
+  else return static_cast<double>(v);
+}
+
+template <class T>
+T from_double(double v) {
+  if constexpr (std::is_same_v<T, bf16>) return float_to_bf16(static_cast<float>(v));
+  else if constexpr (std::is_same_v<T, f16>) return float_to_f16(static_cast<float>(v));
+  else return static_cast<T>(v);
+}
+
+void copy_cpu(const Tensor& src, const Tensor& dst) {
+  if (src.dtype() == dst.dtype() && src.shape() == dst.shape() && src.is_contiguous() &&
+      dst.is_contiguous()) {
+    if (src.raw_data() != dst.raw_data())
+      std::memcpy(dst.raw_data(), src.raw_data(), dst.numel() * itemsize(dst.dtype()));
+    return;
+  }
+  const bool to_bool = dst.dtype() == DType::b8;
+  dispatch_all(dst.dtype(), [&]<class TD>() {
+    dispatch_all(src.dtype(), [&]<class TS>() {
+      if constexpr (std::is_same_v<TD, TS>) {
+        if (!to_bool || src.dtype() == DType::b8) return map<TD, TS>(dst, [](TS v) { return v; }, src);
+      }
+      if constexpr (std::is_same_v<TD, float> && std::is_same_v<TS, bf16>) {
+        return map<TD, TS>(dst, [](TS v) { return bf16_to_float(v); }, src);
+      } else if constexpr (std::is_same_v<TD, bf16> && std::is_same_v<TS, float>) {
+        return map<TD, TS>(dst, [](TS v) { return float_to_bf16(v); }, src);
+      } else if (to_bool) {
+        return map<TD, TS>(dst, [](TS v) { return static_cast<TD>(to_double(v) != 0); }, src);
+      } else {
+        return map<TD, TS>(dst, [](TS v) { return from_double<TD>(to_double(v)); }, src);
+      }
+    });
+  });
+}
+
+void fill_cpu(const Tensor& dst, double value) {
+  dispatch_all(dst.dtype(), [&]<class T>() {
+    const T v = dst.dtype() == DType::b8 ? T(value != 0) : from_double<T>(value);
+    map<T>(dst, [v]() { return v; });
+  });
+}
+
+void random_cpu(kernels::RandomKind kind, const Tensor& dst, double a, double scale, uint64_t seed,
+                uint64_t offset) {
+  IRIS_CHECK(dst.is_contiguous(), "random: destination must be contiguous, got strides ",
+             shape_str(dst.strides()));
+  dispatch_float(dst.dtype(), "random", [&]<class T>() {
+    T* p = dst.data<T>();
+    parallel_for(0, dst.numel(), 4096, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const uint64_t k = offset + static_cast<uint64_t>(i);
+        const double r = kind == kernels::RandomKind::uniform ? philox::uniform(seed, k)
+                                                              : philox::normal(seed, k);
+        p[i] = static_cast<T>(a + scale * r);
+      }
+    });
+  });
+}
+
+}  // namespace
+
+IRIS_REGISTER_KERNEL(unary, CPU, unary_cpu);
+IRIS_REGISTER_KERNEL(unary_backward, CPU, unary_backward_cpu);
+IRIS_REGISTER_KERNEL(binary, CPU, binary_cpu);
+IRIS_REGISTER_KERNEL(compare, CPU, compare_cpu);
+IRIS_REGISTER_KERNEL(where, CPU, where_cpu);
+IRIS_REGISTER_KERNEL(copy, CPU, copy_cpu);
+IRIS_REGISTER_KERNEL(fill, CPU, fill_cpu);
+IRIS_REGISTER_KERNEL(random, CPU, random_cpu);
+
+}  // namespace iris::cpu

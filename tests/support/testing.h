@@ -1,0 +1,41 @@
+#pragma once
+// Shared test helpers: random tensors, closeness with a useful message,
+// gradcheck as an assertion, iris::Error expectations, the torch interpreter.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+
+namespace iris::testing {
+
+// Standard-normal tensor from a fixed seed.
+Tensor randn_seeded(const Shape& shape, uint64_t seed, DType dtype = DType::f64);
+// Leaf float64 tensor requiring grad.
+Tensor param(const Shape& shape, uint64_t seed);
+
+// |a - e| <= atol + rtol * |e| elementwise (shapes must match; NaN matches NaN).
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double rtol,
+                                     double atol);
+::testing::AssertionResult grad_ok(const GradcheckResult& r);
+
+// Runs stmt, expects an iris::Error whose message contains `needle`.
+::testing::AssertionResult throws_iris_error(const std::function<void()>& stmt,
+                                             const std::string& needle);
+
+// The python interpreter that imports torch (configured by CMake), and the source dir.
+std::string torch_python();
+std::string source_dir();
+// Runs `python script args...`; returns its exit code.
+int run_python(const std::string& script, const std::vector<std::string>& args);
+
+}  // namespace iris::testing
+
+#define EXPECT_CLOSE(actual, expected, rtol, atol) \
+  EXPECT_TRUE(::iris::testing::all_close((actual), (expected), (rtol), (atol)))
+#define EXPECT_GRADCHECK(...) EXPECT_TRUE(::iris::testing::grad_ok(::iris::gradcheck(__VA_ARGS__)))
+#define EXPECT_IRIS_ERROR(stmt, needle) \
+  EXPECT_TRUE(::iris::testing::throws_iris_error([&] { stmt; }, (needle)))
