@@ -111,3 +111,6 @@ inline Tensor operator*(double s, const Tensor& a) { return mul(scalar_like(a, s
 inline Tensor operator/(double s, const Tensor& a) { return div(scalar_like(a, s), a); }
 
 }  // namespace iris
+
+// Op families with headers of their own.
+#include "autograd/linalg.h"
