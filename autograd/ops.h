@@ -114,3 +114,4 @@ inline Tensor operator/(double s, const Tensor& a) { return div(scalar_like(a, s
 
 // Op families with headers of their own.
 #include "autograd/linalg.h"
+#include "autograd/attention.h"
