@@ -115,3 +115,8 @@ inline Tensor operator/(double s, const Tensor& a) { return div(scalar_like(a, s
 // Op families with headers of their own.
 #include "autograd/linalg.h"
 #include "autograd/attention.h"
+#include "autograd/conv.h"
+#include "autograd/index_ops.h"
+#include "autograd/nn_ops.h"
+#include "autograd/optim_ops.h"
+#include "autograd/rnn_ops.h"
