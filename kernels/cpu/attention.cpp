@@ -80,7 +80,7 @@ thread_local ThreadWorkspace t_workspace;
 
 std::string shapes(const AttentionParams& p) {
   return ::iris::detail::cat("(B=", p.B, " H=", p.H, " Lq=", p.Lq, " Lk=", p.Lk, " D=", p.D,
-                     " Dv=", p.Dv, ")");
+                             " Dv=", p.Dv, ")");
 }
 
 // True when distinct (b, h, l, d) indices of a [B, H, L, width] view with these strides
@@ -103,10 +103,10 @@ bool is_non_overlapping(int64_t B, int64_t sb, int64_t H, int64_t sh, int64_t L,
   return true;
 }
 
-void check_layout(const char* op, const AttentionParams& p, const char* name, int64_t L,
-                  int64_t sb, int64_t sh, int64_t sl, int64_t width, bool written) {
-  IRIS_CHECK(sb >= 0 && sh >= 0 && sl >= 0, op, ": strides of ", name,
-             " must be >= 0, got sb=", sb, " sh=", sh, " sl=", sl, " ", shapes(p));
+void check_layout(const char* op, const AttentionParams& p, const char* name, int64_t L, int64_t sb,
+                  int64_t sh, int64_t sl, int64_t width, bool written) {
+  IRIS_CHECK(sb >= 0 && sh >= 0 && sl >= 0, op, ": strides of ", name, " must be >= 0, got sb=", sb,
+             " sh=", sh, " sl=", sl, " ", shapes(p));
   IRIS_CHECK(!written || is_non_overlapping(p.B, sb, p.H, sh, L, sl, width), op, ": ", name,
              " (written) overlaps itself with strides sb=", sb, " sh=", sh, " sl=", sl,
              " and rows of ", width, " elements ", shapes(p));
@@ -116,8 +116,7 @@ void check_params(const char* op, const AttentionParams& p, bool backward) {
   IRIS_CHECK(p.B >= 1 && p.H >= 1, op, ": B and H must be >= 1 ", shapes(p));
   IRIS_CHECK(p.Lq >= 1 && p.Lk >= 1, op, ": Lq and Lk must be >= 1 ", shapes(p));
   IRIS_CHECK(p.D >= 1 && p.Dv >= 1, op, ": D and Dv must be >= 1 ", shapes(p));
-  IRIS_CHECK(std::isfinite(p.scale), op, ": scale must be finite, got ", p.scale, " ",
-             shapes(p));
+  IRIS_CHECK(std::isfinite(p.scale), op, ": scale must be finite, got ", p.scale, " ", shapes(p));
   for (int64_t b = 0; b < p.B; ++b) {
     IRIS_CHECK(!p.q_lens || (p.q_lens[b] >= 0 && p.q_lens[b] <= p.Lq), op, ": q_lens[", b,
                "]=", p.q_lens ? p.q_lens[b] : 0, " is outside [0, Lq] ", shapes(p));
@@ -127,8 +126,7 @@ void check_params(const char* op, const AttentionParams& p, bool backward) {
   check_layout(op, p, backward ? "q / dq" : "q", p.Lq, p.q_sb, p.q_sh, p.q_sl, p.D, backward);
   check_layout(op, p, backward ? "k / dk" : "k", p.Lk, p.k_sb, p.k_sh, p.k_sl, p.D, backward);
   check_layout(op, p, backward ? "v / dv" : "v", p.Lk, p.v_sb, p.v_sh, p.v_sl, p.Dv, backward);
-  check_layout(op, p, backward ? "o / dout" : "o", p.Lq, p.o_sb, p.o_sh, p.o_sl, p.Dv,
-               !backward);
+  check_layout(op, p, backward ? "o / dout" : "o", p.Lq, p.o_sb, p.o_sh, p.o_sl, p.Dv, !backward);
 }
 
 // Forward items per (b, h): runs of at most kForwardChunkBlocks query blocks, split further when
@@ -165,8 +163,7 @@ AttentionParams attention_params_bhld(int64_t B, int64_t H, int64_t Lq, int64_t 
 }
 
 template <class T>
-void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, T* o,
-                       T* lse) {
+void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, T* o, T* lse) {
   constexpr const char* kOp = "attention_forward";
   IRIS_CHECK(q && k && v && o, kOp, ": q, k, v and o must not be null ", shapes(p));
   check_params(kOp, p, false);
@@ -196,8 +193,8 @@ template void attention_backward<float>(const AttentionParams&, const float*, co
                                         const float*, const float*, const float*, const float*,
                                         float*, float*, float*);
 template void attention_backward<double>(const AttentionParams&, const double*, const double*,
-                                         const double*, const double*, const double*,
-                                         const double*, double*, double*, double*);
+                                         const double*, const double*, const double*, const double*,
+                                         double*, double*, double*);
 
 const char* attention_isa() { return kernels_for<float>().isa; }
 
@@ -209,8 +206,11 @@ bool attention_force_isa(const char* isa) {
     return true;
   }
   const AttentionKernels<float>* kernels = nullptr;
-  if (std::strcmp(isa, "avx512") == 0) kernels = avx512_if_supported();
-  if (std::strcmp(isa, "generic") == 0) kernels = attention_detail::generic_attention_kernels<float>();
+  if (std::strcmp(isa, "avx512") == 0) {
+    kernels = avx512_if_supported();
+  } else if (std::strcmp(isa, "generic") == 0) {
+    kernels = attention_detail::generic_attention_kernels<float>();
+  }
   if (!kernels) return false;
   g_forced_f32.store(kernels);
   return true;

@@ -39,8 +39,7 @@ AttentionParams attention_params_bhld(int64_t B, int64_t H, int64_t Lq, int64_t 
 // o: layout of p.o_*; lse: [B, H, Lq] contiguous, natural log, or nullptr when the caller
 // does not need it (inference). Throws iris::Error on invalid params.
 template <class T>
-void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, T* o,
-                       T* lse);
+void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, T* o, T* lse);
 
 // dout has the layout of o; dq, dk, dv have the layouts of q, k, v and are overwritten
 // (every element of the views, padding rows included). lse is the forward's.
@@ -50,8 +49,8 @@ void attention_backward(const AttentionParams& p, const T* q, const T* k, const 
 
 extern template void attention_forward<float>(const AttentionParams&, const float*, const float*,
                                               const float*, float*, float*);
-extern template void attention_forward<double>(const AttentionParams&, const double*,
-                                               const double*, const double*, double*, double*);
+extern template void attention_forward<double>(const AttentionParams&, const double*, const double*,
+                                               const double*, double*, double*);
 extern template void attention_backward<float>(const AttentionParams&, const float*, const float*,
                                                const float*, const float*, const float*,
                                                const float*, float*, float*, float*);

@@ -1,6 +1,8 @@
-// AVX-512 build of the fp32 attention tile code (this file is compiled with -mavx512f ...
-// -mfma): the softmax loops auto-vectorise 16 wide, and the tile products run the register-
-// blocked micro-kernel below instead of the portable loop.
+// AVX-512 build of the fp32 attention tile code (this file alone is compiled with -mavx512f
+// ... -mfma; attention.cpp calls it only when cpuid reports them). Three fp32 pieces replace
+// the portable templates of attention_tiles.h: a register-blocked micro-kernel for the tile
+// products, an in-register 16 x 16 transpose for packing K^T / V^T, and a vector exp for the
+// softmax; the rest of the tile code auto-vectorises 16 wide.
 #include "kernels/cpu/attention_detail.h"
 
 #if defined(__AVX512F__) && defined(__FMA__)
@@ -13,6 +15,12 @@ namespace iris::cpu::attention_detail::avx512 {
 namespace {
 
 constexpr int kLanes = 16;
+constexpr __mmask16 kAllLanes = 0xFFFF;
+
+inline __mmask16 first_lanes(int64_t n) {
+  return n >= kLanes ? kAllLanes : __mmask16((1u << n) - 1u);
+}
+
 // Register tile: kMaxRows x (kMaxVectors * 16) accumulators, plus the B vectors of one k
 // step and a broadcast, within the 32 zmm registers.
 constexpr int kMaxRows = 6, kMaxVectors = 4;
@@ -51,7 +59,7 @@ void gemm_block(const GemmArgs<float>& g, int64_t i0, int64_t j0, __mmask16 tail
     float* c = g.c + (i0 + i) * g.ldc + j0;
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
-      const __mmask16 mask = v + 1 < NV ? __mmask16(0xFFFF) : tail;
+      const __mmask16 mask = v + 1 < NV ? kAllLanes : tail;
       __m512 out = _mm512_mul_ps(acc[i][v], alpha);
       if (g.accumulate) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, c + v * kLanes));
       _mm512_mask_storeu_ps(c + v * kLanes, mask, out);
@@ -83,7 +91,7 @@ void tile_gemm(const GemmArgs<float>& g) {
     const int64_t cols = g.n - j0 < kMaxVectors * kLanes ? g.n - j0 : kMaxVectors * kLanes;
     const int64_t vectors = (cols + kLanes - 1) / kLanes;
     const int64_t tail_cols = cols - (vectors - 1) * kLanes;
-    const __mmask16 tail = tail_cols == kLanes ? __mmask16(0xFFFF) : __mmask16((1u << tail_cols) - 1u);
+    const __mmask16 tail = first_lanes(tail_cols);
     for (int64_t i0 = 0; i0 < g.m; i0 += kMaxRows) {
       const int64_t rows = g.m - i0 < kMaxRows ? g.m - i0 : kMaxRows;
       kGemmBlocks[rows - 1][vectors - 1](g, i0, j0, tail);
@@ -93,9 +101,8 @@ void tile_gemm(const GemmArgs<float>& g) {
 
 namespace {
 
-// Below, the all-lanes zero-masking forms of several intrinsics: g++ 12 flags the plain
+// The all-lanes zero-masking forms of several intrinsics: g++ 12 flags the plain
 // forms' _mm512_undefined_ps() (-Wmaybe-uninitialized); a full mask gives the same code.
-constexpr __mmask16 kAllLanes = 0xFFFF;
 inline __m512 unpacklo(__m512 a, __m512 b) { return _mm512_maskz_unpacklo_ps(kAllLanes, a, b); }
 inline __m512 unpackhi(__m512 a, __m512 b) { return _mm512_maskz_unpackhi_ps(kAllLanes, a, b); }
 template <int kImm>
@@ -138,10 +145,6 @@ inline void transpose16x16(__m512 r[16]) {
   }
 }
 
-inline __mmask16 first_lanes(int64_t n) {
-  return n >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
-}
-
 }  // namespace
 
 // Preferred to the scalar template in attention_tiles.h, whose strided stores cost about as
@@ -157,9 +160,8 @@ void transpose_tile(const float* rows, int64_t row_stride, int64_t nc, int64_t w
       __m512 r[kLanes];
 #pragma GCC unroll 16
       for (int i = 0; i < kLanes; ++i) {
-        r[i] = i < row_count
-                   ? _mm512_maskz_loadu_ps(load_mask, rows + (c0 + i) * row_stride + d0)
-                   : _mm512_setzero_ps();
+        r[i] = i < row_count ? _mm512_maskz_loadu_ps(load_mask, rows + (c0 + i) * row_stride + d0)
+                             : _mm512_setzero_ps();
       }
       transpose16x16(r);
       for (int64_t i = 0; i < col_count; ++i) {

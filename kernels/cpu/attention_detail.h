@@ -12,8 +12,9 @@ namespace iris::cpu::attention_detail {
 // Tiles of Br query rows x Bc keys. The forward runs up to kForwardChunkBlocks query blocks
 // against each packed key tile; per thread it keeps a D x Bc key tile, a Br x Bc score tile
 // and a (chunk rows) x Dv accumulator, whatever Lq and Lk are. The backward keeps K^T and
-// V^T tiles and two Br x Bc tiles (P, dS). Sizes picked by measurement (bench_attention):
-// the forward's wider key tiles halve the online-softmax rescaling passes.
+// V^T tiles, two Br x Bc tiles (P, dS) and Di for the Lq rows of one head. Sizes picked by
+// measurement (bench_attention): the forward's wider key tiles halve the online-softmax
+// rescaling passes; the backward, with five products per tile, prefers square 64 x 64.
 template <class T>
 struct AttentionTileTraits {
   static constexpr int64_t kForwardBlockQ = 64;
@@ -39,7 +40,7 @@ struct ForwardArgs {
   const T* k;
   const T* v;
   T* o;
-  T* lse;  // may be nullptr
+  T* lse;                   // may be nullptr
   int64_t chunks_per_head;  // forward work items per (b, h), each a run of query blocks
 };
 

@@ -1,15 +1,16 @@
 // Tile code of the CPU attention kernels, included once per instruction set (no include
 // guard, on purpose). The including file defines IRIS_ATTENTION_ISA, the namespace that keeps
-// each build's functions distinct, and may declare a faster non-template
-// `void tile_gemm(const GemmArgs<float>&)` first: overload resolution then prefers it to the
-// portable template below.
+// each build's functions distinct, and may first declare faster non-template fp32 versions of
+// tile_gemm, transpose_tile and exp_shifted_row: overload resolution prefers them to the
+// portable templates below.
 //
-// FlashAttention-2 (Dao, 2023) on the CPU. Forward, per (b, h, block of Br queries): loop over
-// blocks of Bc keys, S = scale * Q K^T into a Br x Bc tile, online softmax (running max m and
-// sum l, rescaling the accumulator), acc += P V; finally O = acc / l, lse = m + log l.
-// Backward, per (b, h): loop over key blocks, and inside over the query blocks that see them:
-// P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Di) with Di = rowsum(dO O),
-// dQ += scale dS K, dK += scale dS^T Q. One thread owns a whole (b, h), so nothing is shared.
+// FlashAttention-2 (Dao, 2023) on the CPU. Forward, per (b, h, chunk of Br-row query blocks):
+// for each block of Bc keys (K^T packed once per chunk), for each query block: S = scale Q K^T
+// into a Br x Bc tile, online softmax (running max m and sum l, rescaling the accumulator),
+// acc += P V; finally O = acc / l, lse = m + log l. Backward, per (b, h): for each key block,
+// for each query block that sees it: P = exp(S - lse), dV += P^T dO, dP = dO V^T,
+// dS = P (dP - Di) with Di = rowsum(dO O), dQ += scale dS K, dK += scale dS^T Q. A work item
+// owns its rows of O, dQ, dK and dV, so threads share nothing and need no atomics.
 #ifndef IRIS_ATTENTION_ISA
 #error "define IRIS_ATTENTION_ISA before including attention_tiles.h"
 #endif
@@ -168,8 +169,7 @@ struct SampleExtent {
 };
 
 inline SampleExtent sample_extent(const AttentionParams& p, int64_t b) {
-  return {p.q_lens ? int64_t(p.q_lens[b]) : p.Lq, p.k_lens ? int64_t(p.k_lens[b]) : p.Lk,
-          p.causal};
+  return {p.q_lens ? int64_t(p.q_lens[b]) : p.Lq, p.k_lens ? int64_t(p.k_lens[b]) : p.Lk, p.causal};
 }
 
 // Additive key-mask row (0 or -inf) for keys [j0, j0 + nc); returns how many are visible.
@@ -261,8 +261,8 @@ void forward_tile(const AttentionParams& p, const SampleExtent& ext, const Forwa
                   int64_t nc) {
   constexpr int64_t Bc = AttentionTileTraits<T>::kForwardBlockK;
   T* acc = t.acc + row * p.Dv;
-  tile_gemm(GemmArgs<T>{nr, nc, p.D, T(p.scale), q + i0 * p.q_sl, p.q_sl, 1, t.kt, Bc, t.s, Bc,
-                        false});
+  tile_gemm(
+      GemmArgs<T>{nr, nc, p.D, T(p.scale), q + i0 * p.q_sl, p.q_sl, 1, t.kt, Bc, t.s, Bc, false});
   for (int64_t r = 0; r < nr; ++r) {
     T* __restrict s = t.s + r * Bc;
     if (p.key_mask) {
@@ -397,8 +397,8 @@ void recompute_probabilities(const AttentionParams& p, const SampleExtent& ext,
                              const HeadView<T>& hv, const BackwardTiles<T>& t, int64_t i0,
                              int64_t nr, int64_t j0, int64_t nc) {
   constexpr int64_t Bc = AttentionTileTraits<T>::kBackwardBlockK;
-  tile_gemm(GemmArgs<T>{nr, nc, p.D, T(p.scale), hv.q + i0 * p.q_sl, p.q_sl, 1, t.kt, Bc, t.p,
-                        Bc, false});
+  tile_gemm(GemmArgs<T>{nr, nc, p.D, T(p.scale), hv.q + i0 * p.q_sl, p.q_sl, 1, t.kt, Bc, t.p, Bc,
+                        false});
   for (int64_t r = 0; r < nr; ++r) {
     T* __restrict prow = t.p + r * Bc;
     const T lse = hv.lse[i0 + r];
@@ -450,10 +450,10 @@ void backward_head(const BackwardArgs<T>& a, const BackwardTiles<T>& t, int64_t 
   constexpr int64_t Bc = AttentionTileTraits<T>::kBackwardBlockK;
   const AttentionParams& p = *a.p;
   const SampleExtent ext = sample_extent(p, b);
-  const HeadView<T> hv{a.q + b * p.q_sb + h * p.q_sh,       a.k + b * p.k_sb + h * p.k_sh,
-                       a.v + b * p.v_sb + h * p.v_sh,       a.o + b * p.o_sb + h * p.o_sh,
-                       a.dout + b * p.o_sb + h * p.o_sh,    a.lse + (b * p.H + h) * p.Lq,
-                       a.dq + b * p.q_sb + h * p.q_sh,      a.dk + b * p.k_sb + h * p.k_sh,
+  const HeadView<T> hv{a.q + b * p.q_sb + h * p.q_sh,    a.k + b * p.k_sb + h * p.k_sh,
+                       a.v + b * p.v_sb + h * p.v_sh,    a.o + b * p.o_sb + h * p.o_sh,
+                       a.dout + b * p.o_sb + h * p.o_sh, a.lse + (b * p.H + h) * p.Lq,
+                       a.dq + b * p.q_sb + h * p.q_sh,   a.dk + b * p.k_sb + h * p.k_sh,
                        a.dv + b * p.v_sb + h * p.v_sh};
   zero_rows(hv.dq, p.q_sl, p.Lq, p.D);
   zero_rows(hv.dk, p.k_sl, p.Lk, p.D);
@@ -482,9 +482,9 @@ void backward_items(const BackwardArgs<T>& a, int64_t first, int64_t last, void*
 
 template <class T>
 const AttentionKernels<T>* kernel_table() {
-  static constexpr AttentionKernels<T> kTable{
-      IRIS_ATTENTION_STRINGIFY(IRIS_ATTENTION_ISA), forward_workspace_bytes<T>, forward_items<T>,
-      backward_workspace_bytes<T>, backward_items<T>};
+  static constexpr AttentionKernels<T> kTable{IRIS_ATTENTION_STRINGIFY(IRIS_ATTENTION_ISA),
+                                              forward_workspace_bytes<T>, forward_items<T>,
+                                              backward_workspace_bytes<T>, backward_items<T>};
   return &kTable;
 }
 

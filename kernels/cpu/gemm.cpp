@@ -54,8 +54,8 @@ void microkernel_generic(int64_t kc, const T* __restrict a, const T* __restrict 
 
 // Scalar form of detail::TransposePacker (AVX2, generic and fp64 paths).
 template <class T>
-void transpose_pack_scalar(const T* src, int64_t lane_stride, int64_t lanes, int64_t kc,
-                           int64_t W, T* __restrict dst) {
+void transpose_pack_scalar(const T* src, int64_t lane_stride, int64_t lanes, int64_t kc, int64_t W,
+                           T* __restrict dst) {
   for (int64_t l = 0; l < lanes; ++l) {
     const T* run = src + l * lane_stride;
     for (int64_t k = 0; k < kc; ++k) dst[k * W + l] = run[k];
@@ -134,7 +134,7 @@ class PackBuffer {
     const size_t bytes = size_t(count) * sizeof(T);
     if (bytes > bytes_) {
       release();
-      data_ = ::operator new(bytes, std::align_val_t{kPackAlignment});
+      data_ = ::operator new (bytes, std::align_val_t{kPackAlignment});
       bytes_ = bytes;
     }
     return static_cast<T*>(data_);
@@ -142,7 +142,7 @@ class PackBuffer {
 
  private:
   void release() {
-    if (data_) ::operator delete(data_, std::align_val_t{kPackAlignment});
+    if (data_) ::operator delete (data_, std::align_val_t{kPackAlignment});
     data_ = nullptr;
     bytes_ = 0;
   }
@@ -202,15 +202,24 @@ void pack_b(const Problem<T>& p, int64_t p0, int64_t j0, int64_t kc, int64_t nc,
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// The block size for `extent` split into equal blocks of at most `max_block` (a multiple of
+// `unit`): 1024 rows in blocks of <= 336 become 4 x 266, not 3 x 336 + 16, so the last
+// block still amortises its packing and the C tile loads.
+int64_t even_block(int64_t extent, int64_t max_block, int64_t unit) {
+  const int64_t blocks = (extent + max_block - 1) / max_block;
+  return std::min(max_block, round_up((extent + blocks - 1) / blocks, unit));
+}
+
 // One thread, whole problem (M, N, K >= 1, alpha != 0).
 template <class Traits>
 void gemm_serial(const Problem<typename Traits::Scalar>& p) {
   using T = typename Traits::Scalar;
   constexpr int64_t MR = Traits::kMR, NR = Traits::kNR;
-  constexpr int64_t MC = Traits::kMC, KC = Traits::kKC, NC = Traits::kNC;
-  const int64_t kc_max = std::min(KC, p.K);
-  T* packed_a = t_packed_a.get<T>(std::min(MC, round_up(p.M, MR)) * kc_max);
-  T* packed_b = t_packed_b.get<T>(std::min(NC, round_up(p.N, NR)) * kc_max);
+  const int64_t MC = even_block(p.M, Traits::kMC, MR);
+  const int64_t KC = even_block(p.K, Traits::kKC, 1);
+  const int64_t NC = even_block(p.N, Traits::kNC, NR);
+  T* packed_a = t_packed_a.get<T>(MC * KC);
+  T* packed_b = t_packed_b.get<T>(NC * KC);
   for (int64_t jc = 0; jc < p.N; jc += NC) {
     const int64_t nc = std::min(NC, p.N - jc);
     for (int64_t pc = 0; pc < p.K; pc += KC) {
@@ -258,7 +267,8 @@ void gemm_threaded(const Problem<typename Traits::Scalar>& p, int max_threads) {
   constexpr int64_t MR = Traits::kMR, NR = Traits::kNR;
   const int64_t m_panels = (p.M + MR - 1) / MR, n_panels = (p.N + NR - 1) / NR;
   const int64_t flops = 2 * p.M * p.N * p.K;
-  int64_t threads = std::min<int64_t>(max_threads, std::max<int64_t>(1, flops / kMinFlopsPerThread));
+  int64_t threads =
+      std::min<int64_t>(max_threads, std::max<int64_t>(1, flops / kMinFlopsPerThread));
   threads = std::min(threads, m_panels * n_panels);
   if (threads <= 1) {
     gemm_serial<Traits>(p);
@@ -277,6 +287,17 @@ void gemm_threaded(const Problem<typename Traits::Scalar>& p, int max_threads) {
   if (best_tm == 0) best_tm = std::min(threads, m_panels);
   const int64_t tm = best_tm, tn = std::max<int64_t>(1, std::min(threads / tm, n_panels));
   iris::parallel_for(0, tm * tn, 1, [&](int64_t begin, int64_t end) {
+    // A run of tiles along one row or column of the grid is one rectangle: solve it as one
+    // problem (the pool runs the whole range inline when called from inside a task).
+    if (tm == 1 || tn == 1) {
+      const bool along_m = tn == 1;
+      const int64_t m0 = along_m ? split_point(p.M, MR, tm, begin) : 0;
+      const int64_t m1 = along_m ? split_point(p.M, MR, tm, end) : p.M;
+      const int64_t n0 = along_m ? 0 : split_point(p.N, NR, tn, begin);
+      const int64_t n1 = along_m ? p.N : split_point(p.N, NR, tn, end);
+      if (m0 < m1 && n0 < n1) gemm_serial<Traits>(sub_problem(p, m0, m1, n0, n1));
+      return;
+    }
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ti = t / tn, tj = t % tn;
       const int64_t m0 = split_point(p.M, MR, tm, ti), m1 = split_point(p.M, MR, tm, ti + 1);
@@ -348,18 +369,17 @@ void run_product(const Problem<double>& p, int max_threads) {
 // `touches_memory` is false for an empty batch: then the pointers are not checked.
 template <class T>
 void check_problem(const char* op, const Problem<T>& p, bool touches_memory = true) {
-  IRIS_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0, op, ": sizes must be >= 0, got M=", p.M,
-             " N=", p.N, " K=", p.K);
+  IRIS_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0, op, ": sizes must be >= 0, got M=", p.M, " N=", p.N,
+             " K=", p.K);
   const int64_t a_width = p.trans_a ? p.M : p.K, b_width = p.trans_b ? p.K : p.N;
-  IRIS_CHECK(p.lda >= std::max<int64_t>(1, a_width), op, ": lda=", p.lda, " < ", a_width,
-             " for A ", p.trans_a ? "(K x M, transposed)" : "(M x K)", ", M=", p.M, " K=", p.K);
-  IRIS_CHECK(p.ldb >= std::max<int64_t>(1, b_width), op, ": ldb=", p.ldb, " < ", b_width,
-             " for B ", p.trans_b ? "(N x K, transposed)" : "(K x N)", ", K=", p.K, " N=", p.N);
+  IRIS_CHECK(p.lda >= std::max<int64_t>(1, a_width), op, ": lda=", p.lda, " < ", a_width, " for A ",
+             p.trans_a ? "(K x M, transposed)" : "(M x K)", ", M=", p.M, " K=", p.K);
+  IRIS_CHECK(p.ldb >= std::max<int64_t>(1, b_width), op, ": ldb=", p.ldb, " < ", b_width, " for B ",
+             p.trans_b ? "(N x K, transposed)" : "(K x N)", ", K=", p.K, " N=", p.N);
   IRIS_CHECK(p.ldc >= std::max<int64_t>(1, p.N), op, ": ldc=", p.ldc, " < N=", p.N);
   if (!touches_memory) return;
   const bool reads_ab = p.M > 0 && p.N > 0 && p.K > 0 && p.alpha != T(0);
-  IRIS_CHECK(!reads_ab || (p.A && p.B), op, ": A or B is null for M=", p.M, " N=", p.N,
-             " K=", p.K);
+  IRIS_CHECK(!reads_ab || (p.A && p.B), op, ": A or B is null for M=", p.M, " N=", p.N, " K=", p.K);
   IRIS_CHECK(p.M == 0 || p.N == 0 || p.C, op, ": C is null for M=", p.M, " N=", p.N);
 }
 
@@ -383,16 +403,15 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
 }
 
 template <class T>
-void gemm_batched_impl(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                       int64_t K, T alpha, const T* A, int64_t lda, int64_t stride_a, const T* B,
-                       int64_t ldb, int64_t stride_b, T beta, T* C, int64_t ldc,
-                       int64_t stride_c) {
+void gemm_batched_impl(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                       T alpha, const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb,
+                       int64_t stride_b, T beta, T* C, int64_t ldc, int64_t stride_c) {
   const Problem<T> p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
   IRIS_CHECK(batch >= 0, "gemm_batched: batch must be >= 0, got ", batch);
   check_problem("gemm_batched", p, batch > 0);
   IRIS_CHECK(stride_a >= 0 && stride_b >= 0 && stride_c >= 0,
-             "gemm_batched: strides must be >= 0, got stride_a=", stride_a,
-             " stride_b=", stride_b, " stride_c=", stride_c);
+             "gemm_batched: strides must be >= 0, got stride_a=", stride_a, " stride_b=", stride_b,
+             " stride_c=", stride_c);
   if (batch == 0 || M == 0 || N == 0) return;
   const int64_t c_extent = (M - 1) * ldc + N;
   IRIS_CHECK(batch == 1 || stride_c >= c_extent, "gemm_batched: stride_c=", stride_c,
@@ -423,9 +442,8 @@ void gemm_batched_impl(int64_t batch, bool trans_a, bool trans_b, int64_t M, int
 
 }  // namespace
 
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-          int64_t ldc) {
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -10,9 +10,8 @@ namespace iris::cpu {
 // op(A) = A (A is M x K, leading dim lda) or A^T (A stored K x M) when trans_a; same for B.
 // beta == 0 means C is write-only (its old contents, even NaN, are ignored).
 // alpha == 0 or K == 0 means C = beta * C (A and B are not read).
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-          int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
           const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
           int64_t ldc);
@@ -55,8 +54,8 @@ struct Avx512F32Tile {
 struct Avx2F32Tile {
   static constexpr int64_t kMR = 6, kNR = 16;
 };
-static_assert(Avx512F32Tile::kNR % 16 == 0 && Avx512F32Tile::kMR * Avx512F32Tile::kNR / 16 +
-                                                      Avx512F32Tile::kNR / 16 <= 32);
+static_assert(Avx512F32Tile::kNR % 16 == 0 &&
+              Avx512F32Tile::kMR * Avx512F32Tile::kNR / 16 + Avx512F32Tile::kNR / 16 <= 32);
 static_assert(Avx2F32Tile::kNR % 8 == 0 &&
               Avx2F32Tile::kMR * Avx2F32Tile::kNR / 8 + Avx2F32Tile::kNR / 8 <= 16);
 

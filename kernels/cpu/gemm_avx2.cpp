@@ -12,8 +12,8 @@ namespace {
 constexpr int kLanes = 8;
 
 template <int MR, int NV>
-inline void microkernel(int64_t kc, const float* __restrict a, const float* __restrict b,
-                        float* c, int64_t ldc, float alpha, float beta, int64_t m, int64_t n) {
+inline void microkernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c,
+                        int64_t ldc, float alpha, float beta, int64_t m, int64_t n) {
   __m256 acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {

@@ -12,6 +12,10 @@ constexpr int kLanes = 16;
 // Elements ahead along each source run that transpose packing prefetches (4 cache lines).
 constexpr int64_t kPackPrefetchDistance = 64;
 
+inline void prefetch_l1(const float* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+}
+
 // Writes alpha*acc (+ beta*c) to one row of C; `mask` selects the valid columns.
 inline void store_row_vector(float* c, __m512 acc, __m512 alpha, float beta, __mmask16 mask) {
   const __m512 scaled = _mm512_mul_ps(acc, alpha);
@@ -24,8 +28,8 @@ inline void store_row_vector(float* c, __m512 acc, __m512 alpha, float beta, __m
 }
 
 template <int MR, int NV>
-inline void microkernel(int64_t kc, const float* __restrict a, const float* __restrict b,
-                        float* c, int64_t ldc, float alpha, float beta, int64_t m, int64_t n) {
+inline void microkernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c,
+                        int64_t ldc, float alpha, float beta, int64_t m, int64_t n) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
@@ -33,12 +37,13 @@ inline void microkernel(int64_t kc, const float* __restrict a, const float* __re
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   }
   // The C tile is read (or written) only after the k loop: start its cache misses now.
+  // Every 64-byte line of a row segment holds its first, a 16th or its last element.
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
-    if (i < m) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    if (i < m && n > kLanes) {
-      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NV * kLanes - 1), _MM_HINT_T0);
-    }
+    if (i >= m) break;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) prefetch_l1(c + i * ldc + v * kLanes);
+    prefetch_l1(c + i * ldc + n - 1);
   }
   for (int64_t k = 0; k < kc; ++k) {
     __m512 bv[NV];
@@ -60,14 +65,15 @@ inline void microkernel(int64_t kc, const float* __restrict a, const float* __re
   for (int v = 0; v < NV; ++v) {
     const int64_t cols = n - v * kLanes;
     masks[v] = cols >= kLanes ? __mmask16(0xFFFF)
-                              : cols <= 0 ? __mmask16(0) : __mmask16((1u << cols) - 1u);
+               : cols <= 0    ? __mmask16(0)
+                              : __mmask16((1u << cols) - 1u);
   }
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (i >= m) break;
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) store_row_vector(c + i * ldc + v * kLanes, acc[i][v], alpha_v,
-                                                  beta, masks[v]);
+    for (int v = 0; v < NV; ++v)
+      store_row_vector(c + i * ldc + v * kLanes, acc[i][v], alpha_v, beta, masks[v]);
   }
 }
 
@@ -140,7 +146,7 @@ void transpose_pack_avx512_f32(const float* src, int64_t lane_stride, int64_t la
         if (i < present) {
           const float* run = src + (g + i) * lane_stride + k0;
           // Up to 16 concurrent row streams defeat the hardware prefetcher; fetch ahead.
-          _mm_prefetch(reinterpret_cast<const char*>(run + kPackPrefetchDistance), _MM_HINT_T0);
+          prefetch_l1(run + kPackPrefetchDistance);
           r[i] = _mm512_maskz_loadu_ps(load_mask, run);
         } else {
           r[i] = _mm512_setzero_ps();
@@ -158,8 +164,8 @@ void transpose_pack_avx512_f32(const float* src, int64_t lane_stride, int64_t la
 void microkernel_avx512_f32(int64_t kc, const float* a_panel, const float* b_panel, float* c,
                             int64_t ldc, float alpha, float beta, int64_t m, int64_t n) {
   static_assert(Avx512F32Tile::kNR % kLanes == 0);
-  microkernel<Avx512F32Tile::kMR, Avx512F32Tile::kNR / kLanes>(kc, a_panel, b_panel, c, ldc,
-                                                               alpha, beta, m, n);
+  microkernel<Avx512F32Tile::kMR, Avx512F32Tile::kNR / kLanes>(kc, a_panel, b_panel, c, ldc, alpha,
+                                                               beta, m, n);
 }
 
 }  // namespace iris::cpu::detail

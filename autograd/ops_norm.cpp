@@ -1,0 +1,129 @@
+// layer_norm and batch_norm with their derivatives (fused kernels both ways).
+#include "autograd/function.h"
+#include "autograd/nn_ops.h"
+#include "autograd/ops.h"
+#include "kernels/norm.h"
+
+namespace iris {
+
+using autograd::BackwardCtx;
+using autograd::Saved;
+
+namespace {
+
+// A dense version of t that autograd does not see (the op records its own node).
+Tensor dense(const Tensor& t) {
+  if (!t.defined() || t.is_contiguous()) return t;
+  return t.detach().contiguous();
+}
+
+// t (dense) viewed with `shape`; not recorded.
+Tensor view_as(const Tensor& t, const Shape& shape) {
+  return t.as_strided(shape, contiguous_strides(shape), t.offset());
+}
+
+void check_float_input(const char* op, const Tensor& x) {
+  IRIS_CHECK(x.defined(), op, ": undefined input");
+  IRIS_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64, op,
+             ": expected a float32 or float64 input, got ", x.desc());
+}
+
+// An optional affine parameter: undefined, or `shape` with the input's dtype and device.
+void check_param(const char* op, const char* name, const Tensor& p, const Shape& shape,
+                 const Tensor& x) {
+  if (!p.defined()) return;
+  IRIS_CHECK(p.shape() == shape, op, ": ", name, " ", p.desc(), " should have shape ",
+             shape_str(shape), " for input ", x.desc());
+  IRIS_CHECK(p.dtype() == x.dtype() && p.device() == x.device(), op, ": ", name, " ", p.desc(),
+             " does not match the input ", x.desc());
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  check_float_input("layer_norm", x);
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  IRIS_CHECK(k >= 1, "layer_norm: normalized_shape must have at least one dim, got []");
+  IRIS_CHECK(x.dim() >= k && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape,
+             "layer_norm: normalized_shape ", shape_str(normalized_shape),
+             " does not match the trailing dims of the input ", x.desc());
+  check_param("layer_norm", "weight", weight, normalized_shape, x);
+  check_param("layer_norm", "bias", bias, normalized_shape, x);
+  const int64_t N = numel_of(normalized_shape);
+  int64_t M = 1;
+  for (int64_t d = 0; d < x.dim() - k; ++d) M *= x.size(d);
+  const Tensor x2 = view_as(dense(x), {M, N});
+  const Tensor w1 = weight.defined() ? view_as(dense(weight), {N}) : Tensor();
+  const Tensor b1 = bias.defined() ? view_as(dense(bias), {N}) : Tensor();
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor mean = Tensor::empty({M}, x.dtype(), x.device());
+  Tensor rstd = Tensor::empty({M}, x.dtype(), x.device());
+  kernels::layer_norm_forward_table().get(x.device())(x2, w1, b1, eps, view_as(out, {M, N}), mean,
+                                                      rstd);
+  if (autograd::any_requires_grad({&x, &weight, &bias}))
+    autograd::record(
+        "layer_norm", {x, weight, bias}, {out},
+        [X = Saved(x2), W = Saved(w1), mean, rstd, xs = x.shape(), ns = normalized_shape, M,
+         N](const BackwardCtx& c) {
+          const Tensor& x2 = X.get();
+          const Tensor dy = view_as(dense(c.grad()), {M, N});
+          Tensor dx, dw, db;
+          if (c.need(0)) dx = Tensor::empty(xs, x2.dtype(), x2.device());
+          if (c.need(1)) dw = Tensor::empty(ns, x2.dtype(), x2.device());
+          if (c.need(2)) db = Tensor::empty(ns, x2.dtype(), x2.device());
+          kernels::layer_norm_backward_table().get(x2.device())(
+              dy, x2, mean, rstd, W.get(), dx.defined() ? view_as(dx, {M, N}) : Tensor(),
+              dw.defined() ? view_as(dw, {N}) : Tensor(), db.defined() ? view_as(db, {N}) : Tensor());
+          return std::vector<Tensor>{dx, dw, db};
+        });
+  return out;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  check_float_input("batch_norm", x);
+  IRIS_CHECK(x.dim() >= 2, "batch_norm: expected an input [N, C, ...], got ", x.desc());
+  const int64_t N = x.size(0), C = x.size(1);
+  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
+  check_param("batch_norm", "weight", weight, {C}, x);
+  check_param("batch_norm", "bias", bias, {C}, x);
+  check_param("batch_norm", "running_mean", running_mean, {C}, x);
+  check_param("batch_norm", "running_var", running_var, {C}, x);
+  IRIS_CHECK(training || (running_mean.defined() && running_var.defined()),
+             "batch_norm: running_mean and running_var must be defined in eval mode (input ",
+             x.desc(), ")");
+  IRIS_CHECK(!training || N * S != 1,
+             "batch_norm: expected more than 1 value per channel when training, got input ",
+             x.desc());
+  const Tensor x3 = view_as(dense(x), {N, C, S});
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor save_mean = Tensor::empty({C}, x.dtype(), x.device());
+  Tensor save_invstd = Tensor::empty({C}, x.dtype(), x.device());
+  kernels::batch_norm_forward_table().get(x.device())(
+      x3, weight, bias, running_mean, running_var, training, momentum, eps, view_as(out, {N, C, S}),
+      save_mean, save_invstd);
+  if (training) {  // the running stats were written in place: invalidate saved copies of them
+    if (running_mean.defined()) running_mean.bump_version();
+    if (running_var.defined()) running_var.bump_version();
+  }
+  if (autograd::any_requires_grad({&x, &weight, &bias}))
+    autograd::record("batch_norm", {x, weight, bias}, {out},
+                     [X = Saved(x3), W = Saved(weight), save_mean, save_invstd, training,
+                      xs = x.shape(), N, C, S](const BackwardCtx& c) {
+                       const Tensor& x3 = X.get();
+                       const Tensor dy = view_as(dense(c.grad()), {N, C, S});
+                       Tensor dx, dw, db;
+                       if (c.need(0)) dx = Tensor::empty(xs, x3.dtype(), x3.device());
+                       if (c.need(1)) dw = Tensor::empty({C}, x3.dtype(), x3.device());
+                       if (c.need(2)) db = Tensor::empty({C}, x3.dtype(), x3.device());
+                       kernels::batch_norm_backward_table().get(x3.device())(
+                           dy, x3, save_mean, save_invstd, W.get(), training,
+                           dx.defined() ? view_as(dx, {N, C, S}) : Tensor(), dw, db);
+                       return std::vector<Tensor>{dx, dw, db};
+                     });
+  return out;
+}
+
+}  // namespace iris

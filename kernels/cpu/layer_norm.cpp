@@ -1,0 +1,253 @@
+// CPU layer norm. Forward: one fused pass set per row (shifted sum for the
+// mean, sum of squared deviations, normalise), all while the row sits in L1/L2.
+// Backward: dx in one pass per row after one reduction pass; dweight/dbias as
+// per-row-group partial sums, then a final sum in a fixed order (no atomics).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cpu/loops.h"
+#include "kernels/elementwise.h"
+#include "kernels/norm.h"
+
+namespace iris::kernels {
+IRIS_DEFINE_KERNEL_TABLE(layer_norm_forward)
+IRIS_DEFINE_KERNEL_TABLE(layer_norm_backward)
+}  // namespace iris::kernels
+
+namespace iris::cpu {
+namespace {
+
+struct LayerNormTraits {
+  // Bytes per explicit vector (GCC vector extension; an SSE register).
+  static constexpr int kVecBytes = 16;
+  // Elements summed in the input dtype before the block is folded into a double.
+  static constexpr int64_t kBlock = 256;
+  // dweight/dbias partial sums: row groups of at least kRowsPerPartial rows, at most
+  // kMaxPartials groups (fixed by M, not by the thread count, so results are too).
+  static constexpr int64_t kRowsPerPartial = 8;
+  static constexpr int64_t kMaxPartials = 64;
+  // A parallel chunk covers at least this many elements.
+  static constexpr int64_t kGrainElems = 16384;
+  static_assert(kVecBytes % 16 == 0 && kBlock % (2 * kVecBytes / 4) == 0,
+                "a block is whole pairs of float vectors");
+  static_assert(kRowsPerPartial >= 1 && kMaxPartials >= 1 && kGrainElems >= 1);
+};
+using Tr = LayerNormTraits;
+
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  using type [[gnu::vector_size(Tr::kVecBytes)]] = float;
+};
+template <>
+struct VecOf<double> {
+  using type [[gnu::vector_size(Tr::kVecBytes)]] = double;
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr int64_t kLanes = Tr::kVecBytes / sizeof(T);
+
+// Sums of K row quantities. q(at) returns std::array<V, K> for the elements that
+// at(p) reads from a row pointer p: a vector of them, or one (the tail). Two
+// vector accumulators per quantity within a block; blocks are folded in double.
+template <class T, int K, class Q>
+std::array<double, K> cascade_sums(int64_t n, Q q) {
+  constexpr int64_t L = kLanes<T>;
+  std::array<double, K> total{};
+  for (int64_t i0 = 0; i0 < n; i0 += Tr::kBlock) {
+    const int64_t end = std::min(n, i0 + Tr::kBlock);
+    std::array<Vec<T>, K> acc0{}, acc1{};
+    std::array<T, K> tail{};
+    int64_t i = i0;
+    auto vec_at = [&i](int64_t shift) {
+      return [j = i + shift](const T* p) {
+        Vec<T> v;
+        std::memcpy(&v, p + j, sizeof v);
+        return v;
+      };
+    };
+    for (; i + 2 * L <= end; i += 2 * L) {
+      const std::array<Vec<T>, K> v0 = q(vec_at(0)), v1 = q(vec_at(L));
+      for (int k = 0; k < K; ++k) acc0[k] += v0[k], acc1[k] += v1[k];
+    }
+    for (; i < end; ++i) {
+      const std::array<T, K> v = q([j = i](const T* p) { return p[j]; });
+      for (int k = 0; k < K; ++k) tail[k] += v[k];
+    }
+    for (int k = 0; k < K; ++k) {
+      const Vec<T> a = acc0[k] + acc1[k];
+      T s = tail[k];
+      for (int64_t l = 0; l < L; ++l) s += a[l];
+      total[k] += static_cast<double>(s);
+    }
+  }
+  return total;
+}
+
+// A double mean split as hi + lo in T, so (x - hi) - lo keeps the precision of
+// the double for inputs far from zero (x - hi is exact when x is near hi).
+template <class T>
+struct SplitMean {
+  T hi, lo;
+  explicit SplitMean(double m) : hi(static_cast<T>(m)), lo(static_cast<T>(m - double(hi))) {}
+};
+
+template <class T>
+void forward_row(const T* x, const T* w, const T* b, int64_t N, double eps, T* y, T* mean_out,
+                 T* rstd_out) {
+  // Shifted by the first element: the sum then grows with the spread, not the mean.
+  const T shift = x[0];
+  const double s = cascade_sums<T, 1>(N, [&](auto at) { return std::array{at(x) - shift}; })[0];
+  const SplitMean<T> m(static_cast<double>(shift) + s / static_cast<double>(N));
+  const double ss = cascade_sums<T, 1>(N, [&](auto at) {
+    const auto d = (at(x) - m.hi) - m.lo;
+    return std::array{d * d};
+  })[0];
+  const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(N) + eps));
+  if (w && b) {
+    for (int64_t i = 0; i < N; ++i) y[i] = ((x[i] - m.hi) - m.lo) * r * w[i] + b[i];
+  } else if (w) {
+    for (int64_t i = 0; i < N; ++i) y[i] = ((x[i] - m.hi) - m.lo) * r * w[i];
+  } else if (b) {
+    for (int64_t i = 0; i < N; ++i) y[i] = ((x[i] - m.hi) - m.lo) * r + b[i];
+  } else {
+    for (int64_t i = 0; i < N; ++i) y[i] = ((x[i] - m.hi) - m.lo) * r;
+  }
+  *mean_out = m.hi;
+  *rstd_out = r;
+}
+
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+template <class T>
+T* mut_ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+void layer_norm_forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                            const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  const int64_t M = x.size(0), N = x.size(1);
+  if (M == 0) return;
+  dispatch_float(x.dtype(), "layer_norm", [&]<class T>() {
+    const T* px = x.data<T>();
+    const T* pw = ptr_or_null<T>(weight);
+    const T* pb = ptr_or_null<T>(bias);
+    T* py = out.data<T>();
+    T* pm = mean.data<T>();
+    T* pr = rstd.data<T>();
+    if (N == 0) {  // statistics of an empty row, as 0 / 0
+      for (int64_t r = 0; r < M; ++r) pm[r] = pr[r] = std::numeric_limits<T>::quiet_NaN();
+      return;
+    }
+    const int64_t grain = std::max<int64_t>(1, Tr::kGrainElems / N);
+    parallel_for(0, M, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        forward_row<T>(px + r * N, pw, pb, N, eps, py + r * N, pm + r, pr + r);
+    });
+  });
+}
+
+// One row of the backward. With g = dy * w, u = x - mean_hi (exact near the mean)
+// and the residual lo = mean(u), xhat = (u - lo) * rstd and
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
+//   mean(g * xhat) = rstd * (sum(g u) - lo sum(g)) / N.
+// The residual recovers the precision the stored (rounded) mean lost. kAccumulate
+// also adds dy * xhat and dy into the row group's dweight / dbias partials.
+template <class T, bool kAccumulate>
+void backward_row(const T* __restrict dy, const T* __restrict x, T mean_hi, T rstd,
+                  const T* __restrict w, int64_t N, T* __restrict dx, T* __restrict dw_acc,
+                  T* __restrict db_acc) {
+  const std::array<double, 3> sums = cascade_sums<T, 3>(N, [&](auto at) {
+    const auto g = at(dy) * at(w);
+    const auto u = at(x) - mean_hi;
+    return std::array{g, g * u, u};
+  });
+  const double inv_n = 1.0 / static_cast<double>(N);
+  const double lo_d = sums[2] * inv_n;
+  const T lo = static_cast<T>(lo_d);
+  const T mean_g = static_cast<T>(sums[0] * inv_n);
+  const T mean_gxhat =
+      static_cast<T>(static_cast<double>(rstd) * (sums[1] - lo_d * sums[0]) * inv_n);
+  for (int64_t i = 0; i < N; ++i) {
+    const T xhat = ((x[i] - mean_hi) - lo) * rstd;
+    dx[i] = rstd * ((dy[i] * w[i] - mean_g) - xhat * mean_gxhat);
+    if constexpr (kAccumulate) {
+      dw_acc[i] += dy[i] * xhat;
+      db_acc[i] += dy[i];
+    }
+  }
+}
+
+void layer_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& mean,
+                             const Tensor& rstd, const Tensor& weight, const Tensor& dx,
+                             const Tensor& dweight, const Tensor& dbias) {
+  const int64_t M = x.size(0), N = x.size(1);
+  dispatch_float(x.dtype(), "layer_norm_backward", [&]<class T>() {
+    if (N == 0) return;
+    const bool want_affine = dweight.defined() || dbias.defined();
+    if (M == 0) {
+      if (dweight.defined()) kernels::fill_table().get(dweight.device())(dweight, 0.0);
+      if (dbias.defined()) kernels::fill_table().get(dbias.device())(dbias, 0.0);
+      return;
+    }
+    const T* pdy = dy.data<T>();
+    const T* px = x.data<T>();
+    const T* pm = mean.data<T>();
+    const T* pr = rstd.data<T>();
+    // No weight is a weight of ones; an unwanted dx goes to a per-chunk scratch row.
+    std::vector<T> ones(weight.defined() ? 0 : N, T(1));
+    const T* pw = weight.defined() ? weight.data<T>() : ones.data();
+    T* pdx = mut_ptr_or_null<T>(dx);
+    auto rows = [&](auto accumulate, int64_t r0, int64_t r1, T* dw_acc, T* db_acc) {
+      std::vector<T> scratch(pdx ? 0 : N);
+      for (int64_t r = r0; r < r1; ++r)
+        backward_row<T, decltype(accumulate)::value>(pdy + r * N, px + r * N, pm[r], pr[r], pw, N,
+                                                     pdx ? pdx + r * N : scratch.data(), dw_acc,
+                                                     db_acc);
+    };
+    if (!want_affine) {
+      parallel_for(0, M, std::max<int64_t>(1, Tr::kGrainElems / N), [&](int64_t r0, int64_t r1) {
+        rows(std::false_type{}, r0, r1, nullptr, nullptr);
+      });
+      return;
+    }
+    // Stage 1: row group p (rows [p*M/P, (p+1)*M/P)) sums into its own partial rows.
+    const int64_t P = std::clamp<int64_t>(M / Tr::kRowsPerPartial, 1, Tr::kMaxPartials);
+    std::vector<T> dw_part(P * N, T(0)), db_part(P * N, T(0));
+    parallel_for(0, P, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        rows(std::true_type{}, p * M / P, (p + 1) * M / P, dw_part.data() + p * N,
+             db_part.data() + p * N);
+    });
+    // Stage 2: each column sums its P partials in order, in double.
+    T* pdw = mut_ptr_or_null<T>(dweight);
+    T* pdb = mut_ptr_or_null<T>(dbias);
+    parallel_for(0, N, std::max<int64_t>(1, Tr::kGrainElems / P), [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        double sw = 0, sb = 0;
+        for (int64_t p = 0; p < P; ++p) {
+          sw += static_cast<double>(dw_part[p * N + j]);
+          sb += static_cast<double>(db_part[p * N + j]);
+        }
+        if (pdw) pdw[j] = static_cast<T>(sw);
+        if (pdb) pdb[j] = static_cast<T>(sb);
+      }
+    });
+  });
+}
+
+}  // namespace
+
+IRIS_REGISTER_KERNEL(layer_norm_forward, CPU, layer_norm_forward_cpu);
+IRIS_REGISTER_KERNEL(layer_norm_backward, CPU, layer_norm_backward_cpu);
+
+}  // namespace iris::cpu

@@ -1,0 +1,44 @@
+#pragma once
+// Layer norm and batch norm kernels (any device). Inputs arrive dense and
+// row-major from the op layer; statistics are kept in the input's dtype.
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "kernels/dispatch.h"
+
+namespace iris::kernels {
+
+// x [M, N]; weight, bias [N] or undefined; writes out [M, N] and the per-row
+// statistics mean [M] and rstd [M] = 1 / sqrt(biased var + eps).
+IRIS_DECLARE_KERNEL(layer_norm_forward,
+                    void(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                         const Tensor& out, const Tensor& mean, const Tensor& rstd));
+// dy, x [M, N]; mean, rstd [M] from the forward; weight [N] or undefined.
+// dx [M, N], dweight [N], dbias [N] are outputs, each undefined when not wanted.
+// dweight/dbias are reduced in a fixed order: the result does not depend on the thread count.
+IRIS_DECLARE_KERNEL(layer_norm_backward,
+                    void(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& weight, const Tensor& dx, const Tensor& dweight,
+                         const Tensor& dbias));
+
+// x [N, C, S] (S: the spatial dims flattened, 1 for [N, C] inputs); weight, bias,
+// running_mean, running_var [C] or undefined (running stats may be strided).
+// training: normalises with the batch mean and biased variance and, when the
+// running stats are defined, blends them in place (PyTorch's rule: running =
+// momentum * batch + (1 - momentum) * running, with the unbiased variance).
+// eval: normalises with the running stats. Either way save_mean and
+// save_invstd [C] receive the mean and 1 / sqrt(var + eps) that were used.
+IRIS_DECLARE_KERNEL(batch_norm_forward,
+                    void(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& running_mean, const Tensor& running_var, bool training,
+                         double momentum, double eps, const Tensor& out, const Tensor& save_mean,
+                         const Tensor& save_invstd));
+// dy, x [N, C, S]; save_mean, save_invstd [C] from the forward; weight [C] or
+// undefined. training: the batch statistics are functions of x (full
+// derivative); eval: they are constants. dx, dweight, dbias undefined when not wanted.
+IRIS_DECLARE_KERNEL(batch_norm_backward,
+                    void(const Tensor& dy, const Tensor& x, const Tensor& save_mean,
+                         const Tensor& save_invstd, const Tensor& weight, bool training,
+                         const Tensor& dx, const Tensor& dweight, const Tensor& dbias));
+
+}  // namespace iris::kernels
