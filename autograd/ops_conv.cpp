@@ -2,7 +2,6 @@
 // recording the copy) so the kernels see row-major NCHW; unbatched inputs gain and lose a
 // batch dim of one around the batched op.
 #include "autograd/conv.h"
-
 #include "autograd/function.h"
 #include "autograd/ops.h"
 #include "kernels/conv.h"
@@ -70,13 +69,13 @@ Conv2dParams conv_params(const Tensor& input, const Tensor& weight, const Tensor
              pair_str(dilation));
   IRIS_CHECK(groups > 0, op, ": groups must be positive, got ", groups);
   const int64_t Cin = input.size(-3), Cout = weight.size(0);
-  IRIS_CHECK(Cin % groups == 0, op, ": input channels ", Cin, " are not divisible by groups=",
-             groups, " (input ", input.desc(), ")");
-  IRIS_CHECK(Cout % groups == 0, op, ": output channels ", Cout, " are not divisible by groups=",
-             groups, " (weight ", weight.desc(), ")");
-  IRIS_CHECK(weight.size(1) * groups == Cin, op, ": weight ", weight.desc(), " with groups=",
-             groups, " expects ", weight.size(1) * groups, " input channels, but input ",
-             input.desc(), " has ", Cin);
+  IRIS_CHECK(Cin % groups == 0, op, ": input channels ", Cin,
+             " are not divisible by groups=", groups, " (input ", input.desc(), ")");
+  IRIS_CHECK(Cout % groups == 0, op, ": output channels ", Cout,
+             " are not divisible by groups=", groups, " (weight ", weight.desc(), ")");
+  IRIS_CHECK(weight.size(1) * groups == Cin, op, ": weight ", weight.desc(),
+             " with groups=", groups, " expects ", weight.size(1) * groups,
+             " input channels, but input ", input.desc(), " has ", Cin);
   IRIS_CHECK(weight.size(2) > 0 && weight.size(3) > 0 && Cout > 0, op, ": empty weight ",
              weight.desc());
   if (bias.defined()) {
@@ -89,10 +88,10 @@ Conv2dParams conv_params(const Tensor& input, const Tensor& weight, const Tensor
 
 Tensor conv2d_batched(const Tensor& input, const Tensor& weight, const Tensor& bias,
                       const Conv2dParams& p) {
-  const int64_t OH = kernels::conv_output_size(input.size(2), weight.size(2), p.stride_h,
-                                               p.pad_h, p.dilation_h);
-  const int64_t OW = kernels::conv_output_size(input.size(3), weight.size(3), p.stride_w,
-                                               p.pad_w, p.dilation_w);
+  const int64_t OH =
+      kernels::conv_output_size(input.size(2), weight.size(2), p.stride_h, p.pad_h, p.dilation_h);
+  const int64_t OW =
+      kernels::conv_output_size(input.size(3), weight.size(3), p.stride_w, p.pad_w, p.dilation_w);
   IRIS_CHECK(OH > 0 && OW > 0, "conv2d: output size ", OH, "x", OW, " is empty: input ",
              input.desc(), ", weight ", weight.desc(), ", padding (", p.pad_h, ", ", p.pad_w,
              "), dilation (", p.dilation_h, ", ", p.dilation_w, ")");
@@ -101,28 +100,29 @@ Tensor conv2d_batched(const Tensor& input, const Tensor& weight, const Tensor& b
   kernels::conv2d_forward_table().get(x.device())(x, w, b, p, out);
   if (autograd::any_requires_grad({&input, &weight, &bias})) {
     // Each operand is needed only for the other's gradient.
-    autograd::record(
-        "conv2d", {input, weight, bias}, {out},
-        [X = Saved(weight.requires_grad() ? x : Tensor()),
-         Wt = Saved(input.requires_grad() ? w : Tensor()), x_shape = x.shape(),
-         w_shape = w.shape(), p](const BackwardCtx& c) {
-          const Tensor dout = c.grad().contiguous();
-          std::vector<Tensor> grads(3);
-          if (c.need(0)) {
-            const Tensor& w = Wt.get();
-            grads[0] = Tensor::empty(x_shape, dout.dtype(), dout.device());
-            kernels::conv2d_backward_data_table().get(dout.device())(dout, w, p, grads[0]);
-          }
-          if (c.need(1)) {
-            grads[1] = Tensor::empty(w_shape, dout.dtype(), dout.device());
-            if (c.need(2)) grads[2] = Tensor::empty({w_shape[0]}, dout.dtype(), dout.device());
-            kernels::conv2d_backward_weight_table().get(dout.device())(dout, X.get(), p,
-                                                                       grads[1], grads[2]);
-          } else if (c.need(2)) {
-            grads[2] = sum(dout, {0, 2, 3});
-          }
-          return grads;
-        });
+    autograd::record("conv2d", {input, weight, bias}, {out},
+                     [X = Saved(weight.requires_grad() ? x : Tensor()),
+                      Wt = Saved(input.requires_grad() ? w : Tensor()), x_shape = x.shape(),
+                      w_shape = w.shape(), p](const BackwardCtx& c) {
+                       const Tensor dout = c.grad().contiguous();
+                       std::vector<Tensor> grads(3);
+                       if (c.need(0)) {
+                         const Tensor& w = Wt.get();
+                         grads[0] = Tensor::empty(x_shape, dout.dtype(), dout.device());
+                         kernels::conv2d_backward_data_table().get(dout.device())(dout, w, p,
+                                                                                  grads[0]);
+                       }
+                       if (c.need(1)) {
+                         grads[1] = Tensor::empty(w_shape, dout.dtype(), dout.device());
+                         if (c.need(2))
+                           grads[2] = Tensor::empty({w_shape[0]}, dout.dtype(), dout.device());
+                         kernels::conv2d_backward_weight_table().get(dout.device())(
+                             dout, X.get(), p, grads[1], grads[2]);
+                       } else if (c.need(2)) {
+                         grads[2] = sum(dout, {0, 2, 3});
+                       }
+                       return grads;
+                     });
   }
   return out;
 }
@@ -147,12 +147,10 @@ void check_pool_sizes(const char* op, std::array<int64_t, 2> kernel, std::array<
 Shape pool_output_shape(const char* op, const Tensor& x, const Pool2dParams& p) {
   IRIS_CHECK(x.size(1) > 0 && x.size(2) > 0 && x.size(3) > 0, op,
              ": expected non-empty channel and spatial dims, got ", x.desc());
-  const int64_t OH =
-      kernels::pool_output_size(x.size(2), p.kernel_h, p.stride_h, p.pad_h, p.dilation_h,
-                                p.ceil_mode);
-  const int64_t OW =
-      kernels::pool_output_size(x.size(3), p.kernel_w, p.stride_w, p.pad_w, p.dilation_w,
-                                p.ceil_mode);
+  const int64_t OH = kernels::pool_output_size(x.size(2), p.kernel_h, p.stride_h, p.pad_h,
+                                               p.dilation_h, p.ceil_mode);
+  const int64_t OW = kernels::pool_output_size(x.size(3), p.kernel_w, p.stride_w, p.pad_w,
+                                               p.dilation_w, p.ceil_mode);
   IRIS_CHECK(OH > 0 && OW > 0, op, ": output size ", OH, "x", OW, " is too small for input ",
              x.desc(), " with kernel (", p.kernel_h, ", ", p.kernel_w, "), stride (", p.stride_h,
              ", ", p.stride_w, "), padding (", p.pad_h, ", ", p.pad_w, "), dilation (",
@@ -171,8 +169,7 @@ std::pair<Tensor, Tensor> max_pool2d_batched(const Tensor& input, const Pool2dPa
                      [I = Saved(indices), x_shape = x.shape()](const BackwardCtx& c) {
                        const Tensor dout = c.grad().contiguous();
                        Tensor dinp = Tensor::empty(x_shape, dout.dtype(), dout.device());
-                       kernels::max_pool2d_backward_table().get(dout.device())(dout, I.get(),
-                                                                               dinp);
+                       kernels::max_pool2d_backward_table().get(dout.device())(dout, I.get(), dinp);
                        return std::vector<Tensor>{dinp};
                      });
   return {out, indices};
@@ -198,8 +195,8 @@ Tensor adaptive_avg_pool2d_batched(const Tensor& input, std::array<int64_t, 2> o
   IRIS_CHECK(input.size(1) > 0 && input.size(2) > 0 && input.size(3) > 0, op,
              ": expected non-empty channel and spatial dims, got ", input.desc());
   const Tensor x = dense(input);
-  Tensor out = Tensor::empty({x.size(0), x.size(1), output_size[0], output_size[1]}, x.dtype(),
-                             x.device());
+  Tensor out =
+      Tensor::empty({x.size(0), x.size(1), output_size[0], output_size[1]}, x.dtype(), x.device());
   kernels::adaptive_avg_pool2d_forward_table().get(x.device())(x, out);
   if (autograd::any_requires_grad({&input}))
     autograd::record(op, {input}, {out}, [x_shape = x.shape()](const BackwardCtx& c) {
@@ -223,8 +220,7 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
 std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, std::array<int64_t, 2> kernel,
                                                   std::optional<std::array<int64_t, 2>> stride,
                                                   std::array<int64_t, 2> padding,
-                                                  std::array<int64_t, 2> dilation,
-                                                  bool ceil_mode) {
+                                                  std::array<int64_t, 2> dilation, bool ceil_mode) {
   const char* op = "max_pool2d";
   check_input_rank(op, x);
   const std::array<int64_t, 2> st = stride.value_or(kernel);
@@ -263,8 +259,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) 
   IRIS_CHECK(output_size[0] >= 0 && output_size[1] >= 0, op,
              ": output size must be non-negative, got ", pair_str(output_size), " for input ",
              x.desc());
-  return with_batch_dim(x,
-                        [&](const Tensor& xb) { return adaptive_avg_pool2d_batched(xb, output_size); });
+  return with_batch_dim(
+      x, [&](const Tensor& xb) { return adaptive_avg_pool2d_batched(xb, output_size); });
 }
 
 }  // namespace iris

@@ -62,21 +62,22 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   kernels::layer_norm_forward_table().get(x.device())(x2, w1, b1, eps, view_as(out, {M, N}), mean,
                                                       rstd);
   if (autograd::any_requires_grad({&x, &weight, &bias}))
-    autograd::record(
-        "layer_norm", {x, weight, bias}, {out},
-        [X = Saved(x2), W = Saved(w1), mean, rstd, xs = x.shape(), ns = normalized_shape, M,
-         N](const BackwardCtx& c) {
-          const Tensor& x2 = X.get();
-          const Tensor dy = view_as(dense(c.grad()), {M, N});
-          Tensor dx, dw, db;
-          if (c.need(0)) dx = Tensor::empty(xs, x2.dtype(), x2.device());
-          if (c.need(1)) dw = Tensor::empty(ns, x2.dtype(), x2.device());
-          if (c.need(2)) db = Tensor::empty(ns, x2.dtype(), x2.device());
-          kernels::layer_norm_backward_table().get(x2.device())(
-              dy, x2, mean, rstd, W.get(), dx.defined() ? view_as(dx, {M, N}) : Tensor(),
-              dw.defined() ? view_as(dw, {N}) : Tensor(), db.defined() ? view_as(db, {N}) : Tensor());
-          return std::vector<Tensor>{dx, dw, db};
-        });
+    autograd::record("layer_norm", {x, weight, bias}, {out},
+                     [X = Saved(x2), W = Saved(w1), mean, rstd, xs = x.shape(),
+                      ns = normalized_shape, M, N](const BackwardCtx& c) {
+                       const Tensor& x2 = X.get();
+                       const Tensor dy = view_as(dense(c.grad()), {M, N});
+                       Tensor dx, dw, db;
+                       if (c.need(0)) dx = Tensor::empty(xs, x2.dtype(), x2.device());
+                       if (c.need(1)) dw = Tensor::empty(ns, x2.dtype(), x2.device());
+                       if (c.need(2)) db = Tensor::empty(ns, x2.dtype(), x2.device());
+                       kernels::layer_norm_backward_table().get(x2.device())(
+                           dy, x2, mean, rstd, W.get(),
+                           dx.defined() ? view_as(dx, {M, N}) : Tensor(),
+                           dw.defined() ? view_as(dw, {N}) : Tensor(),
+                           db.defined() ? view_as(db, {N}) : Tensor());
+                       return std::vector<Tensor>{dx, dw, db};
+                     });
   return out;
 }
 

@@ -89,9 +89,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   Tensor lse = Tensor::empty({N, S}, logits.dtype(), logits.device());
   const Tensor logits3 = view_as(dense(logits), {N, C, S});
   const Tensor target2 = view_as(dense(target), {N, S});
-  kernels::cross_entropy_forward_table().get(logits.device())(logits3, target2, ignore_index,
-                                                              label_smoothing,
-                                                              view_as(loss, {N, S}), lse);
+  kernels::cross_entropy_forward_table().get(logits.device())(
+      logits3, target2, ignore_index, label_smoothing, view_as(loss, {N, S}), lse);
   Tensor out, count;
   {
     NoGradGuard no_grad;
@@ -100,8 +99,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     } else if (red == Reduction::sum) {
       out = sum(loss);
     } else {
-      const Tensor ignore = Tensor::scalar(static_cast<double>(ignore_index), DType::i64,
-                                           target.device());
+      const Tensor ignore =
+          Tensor::scalar(static_cast<double>(ignore_index), DType::i64, target.device());
       count = sum(ne(target, ignore).to(logits.dtype()));
       out = div(sum(loss), count);  // 0 / 0 = NaN when every target is ignored, as PyTorch
     }
@@ -109,8 +108,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   if (autograd::any_requires_grad({&logits}))
     autograd::record(
         "cross_entropy", {logits}, {out},
-        [X = Saved(logits3), Target = Saved(target2), lse, count, red, ignore_index, label_smoothing,
-         shape = logits.shape(), N, S](const BackwardCtx& c) {
+        [X = Saved(logits3), Target = Saved(target2), lse, count, red, ignore_index,
+         label_smoothing, shape = logits.shape(), N, S](const BackwardCtx& c) {
           const Tensor& x = X.get();
           // Per-sample upstream gradient [N, S]: broadcast (stride 0) for the reductions.
           Tensor dloss;

@@ -19,8 +19,8 @@
 
 namespace {
 
-using iris::DType;
 using iris::Device;
+using iris::DType;
 using iris::Tensor;
 
 Tensor random_tensor(const iris::Shape& shape, double lo, double hi, uint64_t seed) {
@@ -203,8 +203,8 @@ void cross_entropy_step_naive(benchmark::State& st, Shape2 s) {
       loss[r] = static_cast<float>((1 - ls) * (lse - xr[t]) + ls / s.N * (s.N * lse - xsum));
       const double g = 1.0 / s.M;
       for (int64_t i = 0; i < s.N; ++i)
-        dx[r * s.N + i] = static_cast<float>(
-            g * (std::exp(xr[i] - lse) - ls / s.N - (i == t ? 1 - ls : 0)));
+        dx[r * s.N + i] =
+            static_cast<float>(g * (std::exp(xr[i] - lse) - ls / s.N - (i == t ? 1 - ls : 0)));
     }
     benchmark::DoNotOptimize(dx.data());
   }
@@ -220,24 +220,43 @@ void register_all() {
   const Shape2 ln_shapes[] = {{2080, 192}, {8 * 197, 768}, {2080, 1024}, {256, 12288}};
   for (Shape2 s : ln_shapes) {
     benchmark::RegisterBenchmark(name("LayerNormForward", s).c_str(), layer_norm_forward, s)
-        ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
-    benchmark::RegisterBenchmark(name("LayerNormForwardNaive", s).c_str(), layer_norm_forward_naive, s)
+        ->Arg(1)
+        ->Arg(2)
+        ->ArgName("threads")
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(name("LayerNormForwardNaive", s).c_str(), layer_norm_forward_naive,
+                                 s)
         ->UseRealTime();
     benchmark::RegisterBenchmark(name("LayerNormBackward", s).c_str(), layer_norm_backward, s)
-        ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
-    benchmark::RegisterBenchmark(name("LayerNormBackwardNaive", s).c_str(), layer_norm_backward_naive, s)
+        ->Arg(1)
+        ->Arg(2)
+        ->ArgName("threads")
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(name("LayerNormBackwardNaive", s).c_str(),
+                                 layer_norm_backward_naive, s)
         ->UseRealTime();
   }
   const Shape2 vocab{2080, 1024};
   benchmark::RegisterBenchmark(name("SoftmaxForward", vocab).c_str(), softmax_forward, vocab)
-      ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
-  benchmark::RegisterBenchmark(name("SoftmaxForwardNaive", vocab).c_str(), softmax_forward_naive, vocab)
+      ->Arg(1)
+      ->Arg(2)
+      ->ArgName("threads")
+      ->UseRealTime();
+  benchmark::RegisterBenchmark(name("SoftmaxForwardNaive", vocab).c_str(), softmax_forward_naive,
+                               vocab)
       ->UseRealTime();
   benchmark::RegisterBenchmark(name("SoftmaxBackward", vocab).c_str(), softmax_backward, vocab)
-      ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
+      ->Arg(1)
+      ->Arg(2)
+      ->ArgName("threads")
+      ->UseRealTime();
   benchmark::RegisterBenchmark(name("CrossEntropyFwdBwd", vocab).c_str(), cross_entropy_step, vocab)
-      ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
-  benchmark::RegisterBenchmark(name("CrossEntropyFwdBwdNaive", vocab).c_str(), cross_entropy_step_naive, vocab)
+      ->Arg(1)
+      ->Arg(2)
+      ->ArgName("threads")
+      ->UseRealTime();
+  benchmark::RegisterBenchmark(name("CrossEntropyFwdBwdNaive", vocab).c_str(),
+                               cross_entropy_step_naive, vocab)
       ->UseRealTime();
 }
 

@@ -25,15 +25,15 @@ inline int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int6
 }
 
 // out = conv(input, weight) + bias
-IRIS_DECLARE_KERNEL(conv2d_forward, void(const Tensor& input, const Tensor& weight,
-                                         const Tensor& bias, const Conv2dParams& p,
-                                         const Tensor& out));
+IRIS_DECLARE_KERNEL(conv2d_forward,
+                    void(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                         const Conv2dParams& p, const Tensor& out));
 // dinp = d out / d input given dout (all dense; dinp is overwritten).
 IRIS_DECLARE_KERNEL(conv2d_backward_data, void(const Tensor& dout, const Tensor& weight,
                                                const Conv2dParams& p, const Tensor& dinp));
 // dweight (overwritten) and, when defined, dbias = sum of dout over N, OH, OW.
-IRIS_DECLARE_KERNEL(conv2d_backward_weight, void(const Tensor& dout, const Tensor& input,
-                                                 const Conv2dParams& p, const Tensor& dweight,
-                                                 const Tensor& dbias));
+IRIS_DECLARE_KERNEL(conv2d_backward_weight,
+                    void(const Tensor& dout, const Tensor& input, const Conv2dParams& p,
+                         const Tensor& dweight, const Tensor& dbias));
 
 }  // namespace iris::kernels

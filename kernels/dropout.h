@@ -12,7 +12,7 @@ namespace iris::kernels {
 // out[i] = x[i] * (kept ? 1 / (1 - p) : 0), with the scale rounded to x's dtype
 // (0 when p == 1). x and out dense, same shape; out may alias x. Used for the
 // forward (x) and the backward (dy) alike.
-IRIS_DECLARE_KERNEL(dropout_apply, void(const Tensor& x, double p, uint64_t seed,
-                                        uint64_t offset, const Tensor& out));
+IRIS_DECLARE_KERNEL(dropout_apply, void(const Tensor& x, double p, uint64_t seed, uint64_t offset,
+                                        const Tensor& out));
 
 }  // namespace iris::kernels

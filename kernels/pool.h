@@ -34,12 +34,12 @@ inline int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int6
 IRIS_DECLARE_KERNEL(max_pool2d_forward, void(const Tensor& x, const Pool2dParams& p,
                                              const Tensor& out, const Tensor& indices));
 // dinp (overwritten) = dout routed to the saved indices.
-IRIS_DECLARE_KERNEL(max_pool2d_backward, void(const Tensor& dout, const Tensor& indices,
-                                              const Tensor& dinp));
-IRIS_DECLARE_KERNEL(avg_pool2d_forward, void(const Tensor& x, const Pool2dParams& p,
-                                             const Tensor& out));
-IRIS_DECLARE_KERNEL(avg_pool2d_backward, void(const Tensor& dout, const Pool2dParams& p,
-                                              const Tensor& dinp));
+IRIS_DECLARE_KERNEL(max_pool2d_backward,
+                    void(const Tensor& dout, const Tensor& indices, const Tensor& dinp));
+IRIS_DECLARE_KERNEL(avg_pool2d_forward,
+                    void(const Tensor& x, const Pool2dParams& p, const Tensor& out));
+IRIS_DECLARE_KERNEL(avg_pool2d_backward,
+                    void(const Tensor& dout, const Pool2dParams& p, const Tensor& dinp));
 // Bins [floor(i * H / OH), ceil((i + 1) * H / OH)) per output row (likewise columns).
 IRIS_DECLARE_KERNEL(adaptive_avg_pool2d_forward, void(const Tensor& x, const Tensor& out));
 IRIS_DECLARE_KERNEL(adaptive_avg_pool2d_backward, void(const Tensor& dout, const Tensor& dinp));

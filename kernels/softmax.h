@@ -13,8 +13,8 @@ IRIS_DECLARE_KERNEL(softmax_forward,
                     void(const Tensor& x, int64_t dim, bool log, const Tensor& out));
 // dx from the forward's output y: softmax: y * (dy - sum(dy * y)); log_softmax:
 // dy - exp(y) * sum(dy). dy, y, dx dense, same shape.
-IRIS_DECLARE_KERNEL(softmax_backward, void(const Tensor& dy, const Tensor& y, int64_t dim,
-                                           bool log, const Tensor& dx));
+IRIS_DECLARE_KERNEL(softmax_backward, void(const Tensor& dy, const Tensor& y, int64_t dim, bool log,
+                                           const Tensor& dx));
 
 // logits [N, C, S] (S = 1 for [N, C]), target int64 [N, S]. Writes loss [N, S]:
 // (1 - ls) * (lse - x[t]) + ls / C * (C * lse - sum_c x[c]) and 0 where target ==

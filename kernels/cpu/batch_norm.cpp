@@ -28,7 +28,9 @@ using Tr = BatchNormTraits;
 struct Geometry {
   int64_t N, C, S;
   int64_t rows() const { return N * C; }
-  int64_t row_grain() const { return std::max<int64_t>(1, Tr::kGrainElems / std::max<int64_t>(1, S)); }
+  int64_t row_grain() const {
+    return std::max<int64_t>(1, Tr::kGrainElems / std::max<int64_t>(1, S));
+  }
 };
 
 // A double mean split as hi + lo in T: (x - hi) - lo keeps the double's precision for x near hi.
@@ -93,7 +95,8 @@ void batch_norm_forward_impl(const Geometry& g, const Tensor& x, const Tensor& w
         }
         if (running_var.defined()) {
           T& rv = at<T>(running_var, c);
-          rv = static_cast<T>(momentum * (m2 / (count - 1)) + (1 - momentum) * static_cast<double>(rv));
+          rv = static_cast<T>(momentum * (m2 / (count - 1)) +
+                              (1 - momentum) * static_cast<double>(rv));
         }
       }
     });
@@ -126,8 +129,8 @@ void batch_norm_forward_impl(const Geometry& g, const Tensor& x, const Tensor& w
 
 void batch_norm_forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias,
                             const Tensor& running_mean, const Tensor& running_var, bool training,
-                            double momentum, double eps, const Tensor& out,
-                            const Tensor& save_mean, const Tensor& save_invstd) {
+                            double momentum, double eps, const Tensor& out, const Tensor& save_mean,
+                            const Tensor& save_invstd) {
   const Geometry g{x.size(0), x.size(1), x.size(2)};
   dispatch_float(x.dtype(), "batch_norm", [&]<class T>() {
     batch_norm_forward_impl<T>(g, x, weight, bias, running_mean, running_var, training, momentum,

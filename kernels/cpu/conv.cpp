@@ -6,12 +6,13 @@
 // tensors in place (leading dimension OH * OW); a multi-image tile goes through a scratch
 // matrix. Threads take disjoint runs of images (or of groups, for a small batch), so
 // col2im never races; with neither to split, the GEMM threads itself.
+#include "kernels/conv.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "core/parallel.h"
-#include "kernels/conv.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/loops.h"
 
@@ -28,28 +29,62 @@ namespace {
 
 struct ConvTraits {
   // Column matrix (and output scratch) per thread: two of them stay within a 2 MiB L2.
-  static constexpr int64_t kColumnBytes = int64_t(1) << 20;
+  static constexpr int64_t kColumnBytes = int64_t(1) << 22;
   // im2col / col2im work per parallel chunk when the GEMM, not the batch, is threaded.
   static constexpr int64_t kCopyGrain = int64_t(1) << 14;
 };
 static_assert(ConvTraits::kColumnBytes >= 64 * 1024 && ConvTraits::kCopyGrain > 0);
 
+struct ValidCols {
+  int64_t lo, hi, offset;
+};
+
 struct Geometry {
   int64_t N, Cin, H, W, Cout, kH, kW, OH, OW;
   int64_t sh, sw, ph, pw, dh, dw;
   int64_t G, Cin_g, Cout_g;
-  int64_t K;  // rows of the column matrix: Cin_g * kH * kW
-  int64_t P;  // output pixels per channel: OH * OW
-  bool pointwise;  // 1x1, stride 1, no padding: the input is its own column matrix
+  int64_t K;                    // rows of the column matrix: Cin_g * kH * kW
+  int64_t P;                    // output pixels per channel: OH * OW
+  bool pointwise;               // 1x1, stride 1, no padding: the input is its own column matrix
+  std::vector<ValidCols> cols;  // per kernel column kw
 
   Geometry(const Tensor& input, const Tensor& weight, const Shape& out_shape,
            const kernels::Conv2dParams& p)
-      : N(input.size(0)), Cin(input.size(1)), H(input.size(2)), W(input.size(3)),
-        Cout(weight.size(0)), kH(weight.size(2)), kW(weight.size(3)), OH(out_shape[2]),
-        OW(out_shape[3]), sh(p.stride_h), sw(p.stride_w), ph(p.pad_h), pw(p.pad_w),
-        dh(p.dilation_h), dw(p.dilation_w), G(p.groups), Cin_g(Cin / G), Cout_g(Cout / G),
-        K(Cin_g * kH * kW), P(OH * OW),
-        pointwise(kH == 1 && kW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0) {}
+      : N(input.size(0)),
+        Cin(input.size(1)),
+        H(input.size(2)),
+        W(input.size(3)),
+        Cout(weight.size(0)),
+        kH(weight.size(2)),
+        kW(weight.size(3)),
+        OH(out_shape[2]),
+        OW(out_shape[3]),
+        sh(p.stride_h),
+        sw(p.stride_w),
+        ph(p.pad_h),
+        pw(p.pad_w),
+        dh(p.dilation_h),
+        dw(p.dilation_w),
+        G(p.groups),
+        Cin_g(Cin / G),
+        Cout_g(Cout / G),
+        K(Cin_g * kH * kW),
+        P(OH * OW),
+        pointwise(kH == 1 && kW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0) {
+    for (int64_t kw = 0; kw < kW; ++kw) cols.push_back(valid_cols(kw));
+  }
+
+ private:
+  // Output columns [lo, hi) of kernel column kw read input columns ow * sw + offset inside
+  // [0, W); the others read the zero padding.
+  ValidCols valid_cols(int64_t kw) const {
+    const int64_t off = kw * dw - pw;
+    int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    int64_t hi = W - off <= 0 ? 0 : (W - off + sw - 1) / sw;
+    lo = std::min(lo, OW);
+    hi = std::clamp(hi, lo, OW);
+    return {lo, hi, off};
+  }
 };
 
 // Which images and groups one thread handles.
@@ -74,9 +109,12 @@ struct Partition {
   }
   Part part(const Geometry& g, int64_t i) const {
     switch (kind) {
-      case kImages: return {g.N * i / count, g.N * (i + 1) / count, 0, g.G};
-      case kGroups: return {0, g.N, g.G * i / count, g.G * (i + 1) / count};
-      case kSerial: break;
+      case kImages:
+        return {g.N * i / count, g.N * (i + 1) / count, 0, g.G};
+      case kGroups:
+        return {0, g.N, g.G * i / count, g.G * (i + 1) / count};
+      case kSerial:
+        break;
     }
     return {0, g.N, 0, g.G};
   }
@@ -102,6 +140,9 @@ struct Tile {
   int64_t first_pixel(const Geometry& g) const { return (r0 - n0 * g.OH) * g.OW; }
 };
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The most output rows whose column matrix and output scratch fit the per-thread budget.
 template <class T>
 int64_t rows_per_tile(const Geometry& g) {
   const int64_t per_row = int64_t(sizeof(T)) * std::max(g.K, g.Cout_g) * g.OW;
@@ -109,9 +150,18 @@ int64_t rows_per_tile(const Geometry& g) {
   return rows >= g.OH ? rows / g.OH * g.OH : rows;
 }
 
+// Cuts the part into tiles of at most max_rows rows, evened out so that no tile is a small
+// remainder (a short GEMM runs far below peak).
 template <class Fn>
-void for_each_tile(const Geometry& g, const Part& part, int64_t rows, Fn&& fn) {
+void for_each_tile(const Geometry& g, const Part& part, int64_t max_rows, Fn&& fn) {
   const int64_t end = part.n1 * g.OH;
+  int64_t rows;
+  if (max_rows < g.OH) {
+    rows = ceil_div(g.OH, ceil_div(g.OH, max_rows));
+  } else {
+    const int64_t images = part.n1 - part.n0, per_tile = max_rows / g.OH;
+    rows = ceil_div(images, ceil_div(std::max<int64_t>(images, 1), per_tile)) * g.OH;
+  }
   for (int64_t r = part.n0 * g.OH; r < end;) {
     int64_t r1 = std::min(r + rows, end);
     if (rows < g.OH) r1 = std::min(r1, (r / g.OH + 1) * g.OH);
@@ -129,17 +179,48 @@ T* scratch(int slot, int64_t n) {
   return b.data();
 }
 
-// The columns [kw * dw - pw + ow * sw for ow in [lo, hi)] that fall inside [0, W).
-struct ValidCols {
-  int64_t lo, hi, offset;
-};
-ValidCols valid_cols(const Geometry& g, int64_t kw) {
-  const int64_t off = kw * g.dw - g.pw;
-  int64_t lo = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
-  int64_t hi = g.W - off <= 0 ? 0 : (g.W - off + g.sw - 1) / g.sw;
-  lo = std::min(lo, g.OW);
-  hi = std::clamp(hi, lo, g.OW);
-  return {lo, hi, off};
+// Calls fn(row_index_in_tile, input_row_or_null) for the tile's output rows at kernel row
+// kh of channel `channel` (null where the row falls in the padding). No division per row:
+// short rows (small late-stage images) would be dominated by it.
+template <class T, class Fn>
+void for_each_input_row(const Geometry& g, T* x, int64_t channel, int64_t kh, const Tile& t,
+                        Fn&& fn) {
+  int64_t n = t.n0, oh = t.r0 - t.n0 * g.OH;
+  for (int64_t i = 0; i < t.r1 - t.r0; ++i) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    fn(i, ih >= 0 && ih < g.H ? x + ((n * g.Cin + channel) * g.H + ih) * g.W : nullptr);
+    if (++oh == g.OH) oh = 0, ++n;
+  }
+}
+
+// dst[ow] = src[ow * sw + offset] on [lo, hi), zero elsewhere (src null: all zero).
+template <class T>
+inline void gather_row(const Geometry& g, const ValidCols& vc, const T* __restrict src,
+                       T* __restrict dst) {
+  if (!src) {
+    for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = T(0);
+    return;
+  }
+  for (int64_t ow = 0; ow < vc.lo; ++ow) dst[ow] = T(0);
+  if (g.sw == 1) {
+    for (int64_t ow = vc.lo; ow < vc.hi; ++ow) dst[ow] = src[ow + vc.offset];
+  } else if (g.sw == 2) {
+    for (int64_t ow = vc.lo; ow < vc.hi; ++ow) dst[ow] = src[2 * ow + vc.offset];
+  } else {
+    for (int64_t ow = vc.lo; ow < vc.hi; ++ow) dst[ow] = src[ow * g.sw + vc.offset];
+  }
+  for (int64_t ow = vc.hi; ow < g.OW; ++ow) dst[ow] = T(0);
+}
+
+// The adjoint of gather_row: dst[ow * sw + offset] += src[ow] on [lo, hi).
+template <class T>
+inline void scatter_add_row(const Geometry& g, const ValidCols& vc, const T* __restrict src,
+                            T* __restrict dst) {
+  if (g.sw == 1) {
+    for (int64_t ow = vc.lo; ow < vc.hi; ++ow) dst[ow + vc.offset] += src[ow];
+  } else {
+    for (int64_t ow = vc.lo; ow < vc.hi; ++ow) dst[ow * g.sw + vc.offset] += src[ow];
+  }
 }
 
 // col[(ci, kh, kw), (r - r0) * OW + ow] = x[n, group * Cin_g + ci, ih, iw] (0 outside).
@@ -150,25 +231,11 @@ void im2col(const Geometry& g, const T* x, int64_t group, const Tile& t, T* col)
   parallel_for(0, g.Cin_g, grain, [&](int64_t c0, int64_t c1) {
     for (int64_t ci = c0; ci < c1; ++ci) {
       for (int64_t kh = 0; kh < g.kH; ++kh) {
-        for (int64_t kw = 0; kw < g.kW; ++kw) {
-          const ValidCols vc = valid_cols(g, kw);
-          T* dst = col + ((ci * g.kH + kh) * g.kW + kw) * Q;
-          for (int64_t r = t.r0; r < t.r1; ++r, dst += g.OW) {
-            const int64_t n = r / g.OH, ih = (r - n * g.OH) * g.sh - g.ph + kh * g.dh;
-            if (ih < 0 || ih >= g.H) {
-              std::fill(dst, dst + g.OW, T(0));
-              continue;
-            }
-            const T* src = x + ((n * g.Cin + group * g.Cin_g + ci) * g.H + ih) * g.W;
-            std::fill(dst, dst + vc.lo, T(0));
-            if (g.sw == 1) {
-              std::memcpy(dst + vc.lo, src + vc.lo + vc.offset, sizeof(T) * (vc.hi - vc.lo));
-            } else {
-              for (int64_t ow = vc.lo; ow < vc.hi; ++ow) dst[ow] = src[ow * g.sw + vc.offset];
-            }
-            std::fill(dst + vc.hi, dst + g.OW, T(0));
-          }
-        }
+        T* dst = col + (ci * g.kH + kh) * g.kW * Q;
+        for_each_input_row(g, x, group * g.Cin_g + ci, kh, t, [&](int64_t i, const T* src) {
+          for (int64_t kw = 0; kw < g.kW; ++kw)
+            gather_row(g, g.cols[kw], src, dst + kw * Q + i * g.OW);
+        });
       }
     }
   });
@@ -183,16 +250,12 @@ void col2im(const Geometry& g, const T* col, int64_t group, const Tile& t, T* dx
   parallel_for(0, g.Cin_g, grain, [&](int64_t c0, int64_t c1) {
     for (int64_t ci = c0; ci < c1; ++ci) {
       for (int64_t kh = 0; kh < g.kH; ++kh) {
-        for (int64_t kw = 0; kw < g.kW; ++kw) {
-          const ValidCols vc = valid_cols(g, kw);
-          const T* src = col + ((ci * g.kH + kh) * g.kW + kw) * Q;
-          for (int64_t r = t.r0; r < t.r1; ++r, src += g.OW) {
-            const int64_t n = r / g.OH, ih = (r - n * g.OH) * g.sh - g.ph + kh * g.dh;
-            if (ih < 0 || ih >= g.H) continue;
-            T* dst = dx + ((n * g.Cin + group * g.Cin_g + ci) * g.H + ih) * g.W;
-            for (int64_t ow = vc.lo; ow < vc.hi; ++ow) dst[ow * g.sw + vc.offset] += src[ow];
-          }
-        }
+        const T* src = col + (ci * g.kH + kh) * g.kW * Q;
+        for_each_input_row(g, dx, group * g.Cin_g + ci, kh, t, [&](int64_t i, T* dst) {
+          if (!dst) return;
+          for (int64_t kw = 0; kw < g.kW; ++kw)
+            scatter_add_row(g, g.cols[kw], src + kw * Q + i * g.OW, dst);
+        });
       }
     }
   });
@@ -221,8 +284,7 @@ void scatter_channels(const Geometry& g, const T* mat, int64_t channels, int64_t
 
 // The tile's column matrix for `group`: the input itself (pointwise, one image) or im2col.
 template <class T>
-const T* columns(const Geometry& g, const T* x, int64_t group, const Tile& t, T* col,
-                 int64_t* ld) {
+const T* columns(const Geometry& g, const T* x, int64_t group, const Tile& t, T* col, int64_t* ld) {
   if (g.pointwise && t.single_image()) {
     *ld = g.P;
     return x + (t.n0 * g.Cin + group * g.Cin_g) * g.P + t.first_pixel(g);
@@ -265,8 +327,8 @@ void forward_typed(const Tensor& input, const Tensor& weight, const Tensor& bias
         const bool direct = t.single_image();
         T* C = direct ? y + (t.n0 * g.Cout + grp * g.Cout_g) * g.P + t.first_pixel(g) : tmp;
         const int64_t ldc = direct ? g.P : Q;
-        gemm(false, false, g.Cout_g, Q, g.K, T(1), w + grp * g.Cout_g * g.K, g.K, B, ldb, T(0),
-             C, ldc);
+        gemm(false, false, g.Cout_g, Q, g.K, T(1), w + grp * g.Cout_g * g.K, g.K, B, ldb, T(0), C,
+             ldc);
         if (b) {
           for (int64_t co = 0; co < g.Cout_g; ++co) {
             const T bv = b[grp * g.Cout_g + co];
@@ -331,9 +393,8 @@ void bias_grad(const Geometry& g, const T* dy, T* db) {
 }
 
 template <class T>
-void backward_weight_typed(const Tensor& dout, const Tensor& input,
-                           const kernels::Conv2dParams& p, const Tensor& dweight,
-                           const Tensor& dbias) {
+void backward_weight_typed(const Tensor& dout, const Tensor& input, const kernels::Conv2dParams& p,
+                           const Tensor& dweight, const Tensor& dbias) {
   const Geometry g(input, dweight, dout.shape(), p);
   const T* dy = dout.data<T>();
   const T* x = input.data<T>();
@@ -379,24 +440,21 @@ void backward_weight_typed(const Tensor& dout, const Tensor& input,
 
 void conv2d_forward_cpu(const Tensor& input, const Tensor& weight, const Tensor& bias,
                         const kernels::Conv2dParams& p, const Tensor& out) {
-  dispatch_float(input.dtype(), "conv2d", [&]<class T>() {
-    forward_typed<T>(input, weight, bias, p, out);
-  });
+  dispatch_float(input.dtype(), "conv2d",
+                 [&]<class T>() { forward_typed<T>(input, weight, bias, p, out); });
 }
 
 void conv2d_backward_data_cpu(const Tensor& dout, const Tensor& weight,
                               const kernels::Conv2dParams& p, const Tensor& dinp) {
-  dispatch_float(dout.dtype(), "conv2d_backward_data", [&]<class T>() {
-    backward_data_typed<T>(dout, weight, p, dinp);
-  });
+  dispatch_float(dout.dtype(), "conv2d_backward_data",
+                 [&]<class T>() { backward_data_typed<T>(dout, weight, p, dinp); });
 }
 
 void conv2d_backward_weight_cpu(const Tensor& dout, const Tensor& input,
                                 const kernels::Conv2dParams& p, const Tensor& dweight,
                                 const Tensor& dbias) {
-  dispatch_float(dout.dtype(), "conv2d_backward_weight", [&]<class T>() {
-    backward_weight_typed<T>(dout, input, p, dweight, dbias);
-  });
+  dispatch_float(dout.dtype(), "conv2d_backward_weight",
+                 [&]<class T>() { backward_weight_typed<T>(dout, input, p, dweight, dbias); });
 }
 
 }  // namespace

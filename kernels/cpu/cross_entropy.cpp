@@ -35,9 +35,11 @@ struct Params {
 };
 
 void check_target(const Params& p, int64_t t, int64_t n, int64_t s) {
-  IRIS_CHECK(t >= 0 && t < p.C, "cross_entropy: target ", t, " is out of bounds for ", p.C,
-             " classes (sample ", n, p.S > 1 ? ", position " : "", p.S > 1 ? std::to_string(s) : "",
-             ")");
+  IRIS_CHECK(t >= 0 && t<p.C, "cross_entropy: target ", t, " is out of bounds for ", p.C,
+                         " classes (sample ", n, p.S> 1
+                 ? ", position "
+                 : "",
+             p.S > 1 ? std::to_string(s) : "", ")");
 }
 
 // The loss of one sample from its log-sum-exp, target logit and logit sum.
@@ -144,12 +146,8 @@ void backward_row(const Params& p, const T* x, int64_t t, int64_t n, T lse, doub
   check_target(p, t, n, 0);
   const T a = static_cast<T>(g);
   const T b = static_cast<T>(g * p.smoothing / static_cast<double>(p.C));
-  T scratch[Tr::kExpChunk];
-  for (int64_t c0 = 0; c0 < p.C; c0 += Tr::kExpChunk) {
-    const int64_t len = std::min(Tr::kExpChunk, p.C - c0);
-    row_exp<T>(x + c0, lse, len, scratch);
-    for (int64_t c = 0; c < len; ++c) dx[c0 + c] = a * scratch[c] - b;
-  }
+  row_exp<T>(x, lse, p.C, dx);  // softmax, written straight into dx
+  for (int64_t c = 0; c < p.C; ++c) dx[c] = a * dx[c] - b;
   dx[t] -= static_cast<T>(g * (1 - p.smoothing));
 }
 

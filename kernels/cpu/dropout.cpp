@@ -1,11 +1,12 @@
 // CPU dropout: the Philox keep mask of kernels/dropout.h, one Philox block per
 // four consecutive stream elements, applied as x * (kept ? scale : 0).
+#include "kernels/dropout.h"
+
 #include <cmath>
 #include <cstdint>
 
 #include "core/philox.h"
 #include "kernels/cpu/loops.h"
-#include "kernels/dropout.h"
 
 namespace iris::kernels {
 IRIS_DEFINE_KERNEL_TABLE(dropout_apply)

@@ -1,12 +1,13 @@
 // CPU embedding: a row gather, and a backward that buckets the ids by row
 // (a stable counting sort) so each row of dweight is owned by one thread and
 // summed in increasing id position: no atomics, the same bits for any thread count.
+#include "kernels/embedding.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "kernels/cpu/loops.h"
-#include "kernels/embedding.h"
 
 namespace iris::kernels {
 IRIS_DEFINE_KERNEL_TABLE(embedding_forward)
@@ -23,7 +24,9 @@ struct EmbeddingTraits {
 };
 using Tr = EmbeddingTraits;
 
-int64_t row_grain(int64_t D) { return std::max<int64_t>(1, Tr::kGrainElems / std::max<int64_t>(1, D)); }
+int64_t row_grain(int64_t D) {
+  return std::max<int64_t>(1, Tr::kGrainElems / std::max<int64_t>(1, D));
+}
 
 void check_id(int64_t id, int64_t V, int64_t k) {
   IRIS_CHECK(id >= 0 && id < V, "embedding: index ", id, " (at position ", k,
@@ -34,9 +37,12 @@ void check_id(int64_t id, int64_t V, int64_t k) {
 template <class Fn>
 void dispatch_index(DType dt, const char* op, Fn&& fn) {
   switch (dt) {
-    case DType::i64: return fn.template operator()<int64_t>();
-    case DType::i32: return fn.template operator()<int32_t>();
-    default: IRIS_FAIL(op, ": indices must be int64 or int32, got ", dtype_name(dt));
+    case DType::i64:
+      return fn.template operator()<int64_t>();
+    case DType::i32:
+      return fn.template operator()<int32_t>();
+    default:
+      IRIS_FAIL(op, ": indices must be int64 or int32, got ", dtype_name(dt));
   }
 }
 

@@ -125,11 +125,7 @@ void forward_row(const T* x, const T* w, const T* b, int64_t N, double eps, T* y
 }
 
 template <class T>
-const T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-template <class T>
-T* mut_ptr_or_null(const Tensor& t) {
+T* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
@@ -206,7 +202,7 @@ void layer_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& me
     // No weight is a weight of ones; an unwanted dx goes to a per-chunk scratch row.
     std::vector<T> ones(weight.defined() ? 0 : N, T(1));
     const T* pw = weight.defined() ? weight.data<T>() : ones.data();
-    T* pdx = mut_ptr_or_null<T>(dx);
+    T* pdx = ptr_or_null<T>(dx);
     auto rows = [&](auto accumulate, int64_t r0, int64_t r1, T* dw_acc, T* db_acc) {
       std::vector<T> scratch(pdx ? 0 : N);
       for (int64_t r = r0; r < r1; ++r)
@@ -229,8 +225,8 @@ void layer_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& me
              db_part.data() + p * N);
     });
     // Stage 2: each column sums its P partials in order, in double.
-    T* pdw = mut_ptr_or_null<T>(dweight);
-    T* pdb = mut_ptr_or_null<T>(dbias);
+    T* pdw = ptr_or_null<T>(dweight);
+    T* pdb = ptr_or_null<T>(dbias);
     parallel_for(0, N, std::max<int64_t>(1, Tr::kGrainElems / P), [&](int64_t j0, int64_t j1) {
       for (int64_t j = j0; j < j1; ++j) {
         double sw = 0, sb = 0;

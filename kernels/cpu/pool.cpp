@@ -1,13 +1,14 @@
 // CPU 2-D pooling: max (with int64 argmax indices), average and adaptive average, with
 // PyTorch's window arithmetic. Threads take whole (n, c) planes, so the backward
 // scatters never race. Sums accumulate in double, as PyTorch's CPU kernels do.
+#include "kernels/pool.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/parallel.h"
 #include "kernels/cpu/loops.h"
-#include "kernels/pool.h"
 
 namespace iris::kernels {
 
@@ -34,7 +35,10 @@ static_assert(PoolTraits::kGrainElements > 0);
 struct Planes {
   int64_t count, H, W, OH, OW;
   Planes(const Tensor& x, const Tensor& out)
-      : count(x.size(0) * x.size(1)), H(x.size(2)), W(x.size(3)), OH(out.size(2)),
+      : count(x.size(0) * x.size(1)),
+        H(x.size(2)),
+        W(x.size(3)),
+        OH(out.size(2)),
         OW(out.size(3)) {}
   int64_t in_plane() const { return H * W; }
   int64_t out_plane() const { return OH * OW; }
@@ -217,8 +221,8 @@ void adaptive_avg_backward_typed(const Tensor& dout, const Tensor& dinp) {
       const Bin bh = adaptive_bin(oh, pl.H, pl.OH);
       for (int64_t ow = 0; ow < pl.OW; ++ow) {
         const Bin bw = adaptive_bin(ow, pl.W, pl.OW);
-        const T share = T(double(gp[oh * pl.OW + ow]) /
-                          double((bh.end - bh.start) * (bw.end - bw.start)));
+        const T share =
+            T(double(gp[oh * pl.OW + ow]) / double((bh.end - bh.start) * (bw.end - bw.start)));
         for (int64_t ih = bh.start; ih < bh.end; ++ih)
           for (int64_t iw = bw.start; iw < bw.end; ++iw) d[ih * pl.W + iw] += share;
       }

@@ -3,14 +3,21 @@
 // row in L1. inner > 1: a strip of kColumnWidth inner positions is processed
 // together so every loop runs over contiguous memory. The row primitives at the
 // end are shared with the cross-entropy kernels (kernels/softmax.h).
+//
+// The float code is written once over explicit vectors of B bytes and compiled
+// twice: B = 16 (SSE2, the baseline) and B = 32 inside target("avx2") entry
+// points chosen at run time. Without FMA the element math is the same on both,
+// and sums use one fixed accumulation order, so both give the same bits.
+#include "kernels/softmax.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/loops.h"
-#include "kernels/softmax.h"
 
 namespace iris::kernels {
 IRIS_DEFINE_KERNEL_TABLE(softmax_forward)
@@ -21,106 +28,94 @@ namespace iris::cpu {
 namespace {
 
 struct SoftmaxTraits {
-  // Bytes per explicit vector (GCC vector extension): one AVX register, two SSE ones.
-  static constexpr int kVecBytes = 16;
+  static constexpr int kBaseBytes = 16;  // SSE2 vectors
+  static constexpr int kAvx2Bytes = 32;  // AVX2 vectors
+  // A row sum accumulates into kAccBytes of lanes (kAccBytes / B vectors), folded in a
+  // fixed tree order: the same result for either vector width.
+  static constexpr int kAccBytes = 64;
   // Elements per exp-then-sum block (stays in L1; its sum is folded into a double).
   static constexpr int64_t kBlock = 512;
   // Inner positions handled together when the softmax dim is not the last one.
   static constexpr int64_t kColumnWidth = 64;
   // A parallel chunk covers at least this many elements.
   static constexpr int64_t kGrainElems = 16384;
-  static_assert(kVecBytes % 16 == 0 && kBlock % (kVecBytes / 4) == 0);
+  static_assert(kAccBytes % kAvx2Bytes == 0 && kAvx2Bytes % kBaseBytes == 0);
+  static_assert(kBlock % (kAccBytes / 4) == 0, "a block is whole accumulator steps");
   static_assert(kColumnWidth > 0 && kGrainElems > 0);
 };
 using Tr = SoftmaxTraits;
 
-// The explicit vectors live only inside this file's inlined helpers, so the
-// note that their by-value ABI differs with and without AVX does not apply.
+// The vectors below never cross a non-inlined call, so GCC's note that their
+// by-value ABI differs with and without AVX does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
-template <class T>
-struct VecOf;
-template <>
-struct VecOf<float> {
-  using type [[gnu::vector_size(Tr::kVecBytes)]] = float;
+template <class T, int B>
+struct VecOf {
+  typedef T type __attribute__((vector_size(B)));
 };
-template <>
-struct VecOf<double> {
-  using type [[gnu::vector_size(Tr::kVecBytes)]] = double;
-};
-template <>
-struct VecOf<int32_t> {
-  using type [[gnu::vector_size(Tr::kVecBytes)]] = int32_t;
-};
-template <>
-struct VecOf<uint32_t> {
-  using type [[gnu::vector_size(Tr::kVecBytes)]] = uint32_t;
-};
-template <class T>
-using Vec = typename VecOf<T>::type;
-template <class T>
-constexpr int64_t kLanes = Tr::kVecBytes / sizeof(T);
-using VecF = Vec<float>;
-using VecU = Vec<uint32_t>;
-using VecI = Vec<int32_t>;
+template <class T, int B>
+using Vec = typename VecOf<T, B>::type;
+template <class T, int B>
+constexpr int64_t kLanes = B / static_cast<int>(sizeof(T));
 
-template <class T>
-Vec<T> load(const T* p) {
-  Vec<T> v;
+bool use_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+
+template <int B, class T>
+[[gnu::always_inline]] inline Vec<T, B> load(const T* p) {
+  Vec<T, B> v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-template <class T>
-void store(T* p, Vec<T> v) {
+template <int B, class T>
+[[gnu::always_inline]] inline void store(T* p, const Vec<T, B>& v) {
   std::memcpy(p, &v, sizeof v);
 }
-template <class T>
-Vec<T> splat(T s) {
-  return Vec<T>{} + s;
-}
-template <class T>
-T lane_total(Vec<T> v) {
-  T s = 0;
-  for (int64_t l = 0; l < kLanes<T>; ++l) s += v[l];
-  return s;
-}
 
-// exp for float vectors: n = round(x log2(e)), r = x - n ln2 in two parts
+// exp of float lanes: n = round(x log2(e)), r = x - n ln2 in two parts
 // (Cody-Waite), Cephes' degree-6 polynomial for exp(r) (about 1 ulp), then 2^n
 // applied in two halves so denormal results and 2^128 are reached without an
 // out-of-range exponent. exp(-inf) = 0 exactly; NaN stays NaN.
-VecF exp_vec(VecF x) {
-  const VecF lo = splat(-110.0f), hi = splat(89.0f);  // beyond these the result is 0 or inf
-  const VecF round = splat(12582912.0f);              // 1.5 * 2^23: adding it rounds to an integer
-  x = x < lo ? lo : x;
+template <int B>
+[[gnu::always_inline]] inline Vec<float, B> exp_vec(const Vec<float, B>& x_in) {
+  using VF = Vec<float, B>;
+  using VI = Vec<int32_t, B>;
+  using VU = Vec<uint32_t, B>;
+  const VF lo = VF{} - 110.0f, hi = VF{} + 89.0f;  // beyond these the result is 0 or inf
+  const VF round = VF{} + 12582912.0f;             // 1.5 * 2^23: adding it rounds to an integer
+  VF x = lo > x_in ? lo : x_in;
   x = x > hi ? hi : x;
-  const VecF t = x * 1.44269504088896341f + round;
-  const VecF fn = t - round;
-  const VecI n = std::bit_cast<VecI>(std::bit_cast<VecU>(t) - std::bit_cast<VecU>(round));
-  VecF r = x - fn * 0.693359375f;
+  const VF t = x * 1.44269504088896341f + round;
+  const VF fn = t - round;
+  const VI n = std::bit_cast<VI>(std::bit_cast<VU>(t) - std::bit_cast<VU>(round));
+  VF r = x - fn * 0.693359375f;
   r = r - fn * -2.12194440e-4f;
-  VecF p = splat(1.9875691500e-4f);
+  VF p = VF{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const VecF y = p * r * r + r + 1.0f;
-  const VecI n1 = n >> 1, n2 = n - n1;
-  const VecF s1 = std::bit_cast<VecF>(std::bit_cast<VecU>(n1 + 127) << 23);
-  const VecF s2 = std::bit_cast<VecF>(std::bit_cast<VecU>(n2 + 127) << 23);
+  const VF y = p * r * r + r + 1.0f;
+  const VI n1 = n >> 1, n2 = n - n1;
+  const VF s1 = std::bit_cast<VF>(std::bit_cast<VU>(n1 + 127) << 23);
+  const VF s2 = std::bit_cast<VF>(std::bit_cast<VU>(n2 + 127) << 23);
   return y * s1 * s2;
 }
 
-// p[i] = exp(p[i]): the polynomial for float (the tail through a padded vector), std::exp for double.
-template <class T>
-void exp_inplace(T* p, int64_t n) {
+// p[i] = exp(p[i]): the polynomial for float (the tail through a padded vector), std::exp for
+// double.
+template <int B, class T>
+[[gnu::always_inline]] inline void exp_inplace(T* p, int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
+    constexpr int64_t L = kLanes<float, B>;
     int64_t i = 0;
-    for (; i + kLanes<float> <= n; i += kLanes<float>) store(p + i, exp_vec(load(p + i)));
+    for (; i + L <= n; i += L) store<B>(p + i, exp_vec<B>(load<B>(p + i)));
     if (i < n) {
-      float buf[kLanes<float>] = {};
+      float buf[L] = {};
       std::copy(p + i, p + n, buf);
-      store(buf, exp_vec(load<float>(buf)));
+      store<B>(buf, exp_vec<B>(load<B, float>(buf)));
       std::copy(buf, buf + (n - i), p + i);
     }
   } else {
@@ -128,35 +123,103 @@ void exp_inplace(T* p, int64_t n) {
   }
 }
 
-// sum(a[i] * b[i]) (kDot) or sum(a[i]): vector accumulators per block, blocks folded in double.
-template <bool kDot, class T>
-double block_sum(const T* a, const T* b, int64_t n) {
-  constexpr int64_t L = kLanes<T>;
+// One block's sum: the kAccBytes of vector lanes folded as a fixed tree
+// (independent of B), then the block's scalar tail in order.
+template <int B, class T, int64_t kVecs>
+[[gnu::always_inline]] inline double fold_block(const Vec<T, B> (&acc)[kVecs], const T* tail,
+                                                int64_t tail_len) {
+  constexpr int64_t kStep = kLanes<T, B> * kVecs;
+  T lanes[kStep];
+  std::memcpy(lanes, acc, sizeof lanes);
+  for (int64_t width = kStep / 2; width >= 1; width /= 2)
+    for (int64_t l = 0; l < width; ++l) lanes[l] += lanes[l + width];
+  T s = 0;
+  for (int64_t i = 0; i < tail_len; ++i) s += tail[i];
+  return static_cast<double>(lanes[0] + s);
+}
+
+// sum(a[i] * b[i]) (kDot) or sum(a[i]): per block of kBlock, vector accumulators
+// folded by fold_block; blocks added in double.
+template <int B, bool kDot, class T>
+[[gnu::always_inline]] inline double block_sum(const T* a, const T* b, int64_t n) {
+  constexpr int64_t L = kLanes<T, B>, kVecs = Tr::kAccBytes / B, kStep = L * kVecs;
   double total = 0;
   for (int64_t i0 = 0; i0 < n; i0 += Tr::kBlock) {
     const int64_t end = std::min(n, i0 + Tr::kBlock);
-    Vec<T> acc0{}, acc1{};
+    Vec<T, B> acc[kVecs] = {};
     int64_t i = i0;
-    for (; i + 2 * L <= end; i += 2 * L) {
-      if constexpr (kDot) {
-        acc0 += load(a + i) * load(b + i);
-        acc1 += load(a + i + L) * load(b + i + L);
-      } else {
-        acc0 += load(a + i);
-        acc1 += load(a + i + L);
+    for (; i + kStep <= end; i += kStep)
+      for (int64_t v = 0; v < kVecs; ++v) {
+        if constexpr (kDot)
+          acc[v] += load<B>(a + i + v * L) * load<B>(b + i + v * L);
+        else
+          acc[v] += load<B>(a + i + v * L);
       }
+    if constexpr (kDot) {
+      T products[kStep];
+      for (int64_t k = 0; k < end - i; ++k) products[k] = a[i + k] * b[i + k];
+      total += fold_block<B>(acc, products, end - i);
+    } else {
+      total += fold_block<B>(acc, a + i, end - i);
     }
-    T tail = 0;
-    for (; i < end; ++i) tail += kDot ? a[i] * b[i] : a[i];
-    total += static_cast<double>(lane_total<T>(acc0 + acc1) + tail);
   }
   return total;
 }
 
-template <class T>
-void forward_row(const T* x, int64_t D, bool log, T* y) {
-  const T mx = row_max<T>(x, D);
-  const double sum = row_exp_sum<T>(x, mx, D, y);
+template <int B, class T>
+[[gnu::always_inline]] inline T row_max_impl(const T* x, int64_t n) {
+  constexpr int64_t L = kLanes<T, B>;
+  int64_t i = 0;
+  T m = x[0];
+  if (n >= L) {
+    Vec<T, B> acc = load<B>(x);
+    for (i = L; i + L <= n; i += L) {
+      const Vec<T, B> v = load<B>(x + i);
+      acc = v > acc ? v : acc;
+    }
+    for (int64_t l = 0; l < L; ++l) m = acc[l] > m ? acc[l] : m;
+  }
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+template <int B, class T>
+[[gnu::always_inline]] inline void row_exp_impl(const T* x, T shift, int64_t n, T* e) {
+  for (int64_t i = 0; i < n; ++i) e[i] = x[i] - shift;
+  exp_inplace<B>(e, n);
+}
+
+// e = exp(x - shift) and its sum; for float in one pass (exp, store, accumulate),
+// with the same values and summation order as row_exp_impl followed by block_sum.
+template <int B, class T>
+[[gnu::always_inline]] inline double row_exp_sum_impl(const T* x, T shift, int64_t n, T* e) {
+  constexpr int64_t L = kLanes<T, B>, kVecs = Tr::kAccBytes / B, kStep = L * kVecs;
+  double total = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += Tr::kBlock) {
+    const int64_t end = std::min(n, i0 + Tr::kBlock);
+    if constexpr (std::is_same_v<T, float>) {
+      Vec<T, B> acc[kVecs] = {};
+      int64_t i = i0;
+      for (; i + kStep <= end; i += kStep)
+        for (int64_t v = 0; v < kVecs; ++v) {
+          const Vec<T, B> ev = exp_vec<B>(load<B>(x + i + v * L) - shift);
+          store<B>(e + i + v * L, ev);
+          acc[v] += ev;
+        }
+      row_exp_impl<B>(x + i, shift, end - i, e + i);
+      total += fold_block<B>(acc, e + i, end - i);
+    } else {
+      row_exp_impl<B>(x + i0, shift, end - i0, e + i0);
+      total += block_sum<B, false, T>(e + i0, nullptr, end - i0);
+    }
+  }
+  return total;
+}
+
+template <int B, class T>
+[[gnu::always_inline]] inline void forward_row(const T* x, int64_t D, bool log, T* y) {
+  const T mx = row_max_impl<B>(x, D);
+  const double sum = row_exp_sum_impl<B>(x, mx, D, y);
   if (!log) {
     const T inv = static_cast<T>(1.0 / sum);
     for (int64_t i = 0; i < D; ++i) y[i] *= inv;
@@ -167,8 +230,9 @@ void forward_row(const T* x, int64_t D, bool log, T* y) {
 }
 
 // A strip of W inner positions of one outer index: element (d, j) at x[d * inner + j], j < W.
-template <class T>
-void forward_strip(const T* x, int64_t D, int64_t inner, int64_t W, bool log, T* y) {
+template <int B, class T>
+[[gnu::always_inline]] inline void forward_strip(const T* x, int64_t D, int64_t inner, int64_t W,
+                                                 bool log, T* y) {
   T mx[Tr::kColumnWidth], sum[Tr::kColumnWidth];
   for (int64_t j = 0; j < W; ++j) mx[j] = x[j], sum[j] = 0;
   for (int64_t d = 1; d < D; ++d) {
@@ -179,7 +243,7 @@ void forward_strip(const T* x, int64_t D, int64_t inner, int64_t W, bool log, T*
     const T* xr = x + d * inner;
     T* yr = y + d * inner;
     for (int64_t j = 0; j < W; ++j) yr[j] = xr[j] - mx[j];
-    exp_inplace(yr, W);
+    exp_inplace<B>(yr, W);
     for (int64_t j = 0; j < W; ++j) sum[j] += yr[j];
   }
   if (!log) {
@@ -193,22 +257,23 @@ void forward_strip(const T* x, int64_t D, int64_t inner, int64_t W, bool log, T*
   }
 }
 
-template <class T>
-void backward_row(const T* dy, const T* y, int64_t D, bool log, T* dx) {
+template <int B, class T>
+[[gnu::always_inline]] inline void backward_row(const T* dy, const T* y, int64_t D, bool log,
+                                                T* dx) {
   if (!log) {
-    const T s = static_cast<T>(block_sum<true, T>(dy, y, D));
+    const T s = static_cast<T>(block_sum<B, true, T>(dy, y, D));
     for (int64_t i = 0; i < D; ++i) dx[i] = y[i] * (dy[i] - s);
   } else {
-    const T s = static_cast<T>(block_sum<false, T>(dy, nullptr, D));
+    const T s = static_cast<T>(block_sum<B, false, T>(dy, nullptr, D));
     std::copy(y, y + D, dx);
-    exp_inplace(dx, D);
+    exp_inplace<B>(dx, D);
     for (int64_t i = 0; i < D; ++i) dx[i] = dy[i] - dx[i] * s;
   }
 }
 
-template <class T>
-void backward_strip(const T* dy, const T* y, int64_t D, int64_t inner, int64_t W, bool log,
-                    T* dx) {
+template <int B, class T>
+[[gnu::always_inline]] inline void backward_strip(const T* dy, const T* y, int64_t D, int64_t inner,
+                                                  int64_t W, bool log, T* dx) {
   T s[Tr::kColumnWidth] = {};
   for (int64_t d = 0; d < D; ++d) {
     const T* dyr = dy + d * inner;
@@ -225,7 +290,7 @@ void backward_strip(const T* dy, const T* y, int64_t D, int64_t inner, int64_t W
     T* dxr = dx + d * inner;
     if (log) {
       std::copy(yr, yr + W, dxr);
-      exp_inplace(dxr, W);
+      exp_inplace<B>(dxr, W);
       for (int64_t j = 0; j < W; ++j) dxr[j] = dyr[j] - dxr[j] * s[j];
     } else {
       for (int64_t j = 0; j < W; ++j) dxr[j] = yr[j] * (dyr[j] - s[j]);
@@ -233,6 +298,7 @@ void backward_strip(const T* dy, const T* y, int64_t D, int64_t inner, int64_t W
   }
 }
 
+// [outer, D, inner] split into work units: rows when inner == 1, else strips of inner positions.
 struct Geometry {
   int64_t outer = 1, D = 1, inner = 1;
   Geometry(const Shape& s, int64_t dim) {
@@ -240,56 +306,103 @@ struct Geometry {
     D = s.empty() ? 1 : s[dim];
     for (int64_t d = dim + 1; d < static_cast<int64_t>(s.size()); ++d) inner *= s[d];
   }
-  int64_t strips() const { return (inner + Tr::kColumnWidth - 1) / Tr::kColumnWidth; }
+  int64_t strips_per_outer() const { return (inner + Tr::kColumnWidth - 1) / Tr::kColumnWidth; }
+  int64_t units() const { return inner == 1 ? outer : outer * strips_per_outer(); }
+  int64_t unit_elems() const { return D * std::min(inner, Tr::kColumnWidth); }
+  // First element of unit u and its width (1 for a row).
+  int64_t base(int64_t u) const {
+    if (inner == 1) return u * D;
+    const int64_t o = u / strips_per_outer(), j0 = (u % strips_per_outer()) * Tr::kColumnWidth;
+    return o * D * inner + j0;
+  }
+  int64_t width(int64_t u) const {
+    return inner == 1
+               ? 1
+               : std::min(Tr::kColumnWidth, inner - (u % strips_per_outer()) * Tr::kColumnWidth);
+  }
 };
 
-// Calls row(offset) for each outer index (inner == 1) or strip(offset, W) for each strip.
-template <class Row, class Strip>
-void for_each_slice(const Geometry& g, Row row, Strip strip) {
-  if (g.outer == 0 || g.D == 0 || g.inner == 0) return;
-  if (g.inner == 1) {
-    parallel_for(0, g.outer, std::max<int64_t>(1, Tr::kGrainElems / g.D),
-                 [&](int64_t b, int64_t e) {
-                   for (int64_t o = b; o < e; ++o) row(o * g.D);
-                 });
-    return;
+template <int B, class T>
+[[gnu::always_inline]] inline void forward_units(const Geometry& g, const T* x, T* y, bool log,
+                                                 int64_t u0, int64_t u1) {
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t k = g.base(u);
+    if (g.inner == 1)
+      forward_row<B>(x + k, g.D, log, y + k);
+    else
+      forward_strip<B>(x + k, g.D, g.inner, g.width(u), log, y + k);
   }
-  const int64_t per_outer = g.strips();
-  const int64_t strip_elems = g.D * std::min(g.inner, Tr::kColumnWidth);
-  parallel_for(0, g.outer * per_outer, std::max<int64_t>(1, Tr::kGrainElems / strip_elems),
-               [&](int64_t b, int64_t e) {
-                 for (int64_t u = b; u < e; ++u) {
-                   const int64_t o = u / per_outer, j0 = (u % per_outer) * Tr::kColumnWidth;
-                   strip(o * g.D * g.inner + j0, std::min(Tr::kColumnWidth, g.inner - j0));
-                 }
-               });
 }
+
+template <int B, class T>
+[[gnu::always_inline]] inline void backward_units(const Geometry& g, const T* dy, const T* y,
+                                                  bool log, T* dx, int64_t u0, int64_t u1) {
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t k = g.base(u);
+    if (g.inner == 1)
+      backward_row<B>(dy + k, y + k, g.D, log, dx + k);
+    else
+      backward_strip<B>(dy + k, y + k, g.D, g.inner, g.width(u), log, dx + k);
+  }
+}
+
+// ---- AVX2 entry points (float): the same code with 32-byte vectors ----
+
+[[gnu::target("avx2")]] void forward_units_avx2(const Geometry& g, const float* x, float* y,
+                                                bool log, int64_t u0, int64_t u1) {
+  forward_units<Tr::kAvx2Bytes>(g, x, y, log, u0, u1);
+}
+[[gnu::target("avx2")]] void backward_units_avx2(const Geometry& g, const float* dy, const float* y,
+                                                 bool log, float* dx, int64_t u0, int64_t u1) {
+  backward_units<Tr::kAvx2Bytes>(g, dy, y, log, dx, u0, u1);
+}
+[[gnu::target("avx2")]] float row_max_avx2(const float* x, int64_t n) {
+  return row_max_impl<Tr::kAvx2Bytes>(x, n);
+}
+[[gnu::target("avx2")]] void row_exp_avx2(const float* x, float shift, int64_t n, float* e) {
+  row_exp_impl<Tr::kAvx2Bytes>(x, shift, n, e);
+}
+[[gnu::target("avx2")]] double row_exp_sum_avx2(const float* x, float shift, int64_t n, float* e) {
+  return row_exp_sum_impl<Tr::kAvx2Bytes>(x, shift, n, e);
+}
+[[gnu::target("avx2")]] double row_sum_avx2(const float* x, int64_t n) {
+  return block_sum<Tr::kAvx2Bytes, false, float>(x, nullptr, n);
+}
+
+template <class T>
+constexpr bool kIsFloat = std::is_same_v<T, float>;
 
 void softmax_forward_cpu(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
   const Geometry g(x.shape(), dim);
+  if (g.units() == 0 || g.D == 0) return;
   dispatch_float(x.dtype(), log ? "log_softmax" : "softmax", [&]<class T>() {
     const T* px = x.data<T>();
     T* py = out.data<T>();
-    for_each_slice(
-        g, [&](int64_t base) { forward_row<T>(px + base, g.D, log, py + base); },
-        [&](int64_t base, int64_t W) {
-          forward_strip<T>(px + base, g.D, g.inner, W, log, py + base);
-        });
+    parallel_for(0, g.units(), std::max<int64_t>(1, Tr::kGrainElems / g.unit_elems()),
+                 [&](int64_t u0, int64_t u1) {
+                   if constexpr (kIsFloat<T>) {
+                     if (use_avx2()) return forward_units_avx2(g, px, py, log, u0, u1);
+                   }
+                   forward_units<Tr::kBaseBytes>(g, px, py, log, u0, u1);
+                 });
   });
 }
 
 void softmax_backward_cpu(const Tensor& dy, const Tensor& y, int64_t dim, bool log,
                           const Tensor& dx) {
   const Geometry g(y.shape(), dim);
+  if (g.units() == 0 || g.D == 0) return;
   dispatch_float(y.dtype(), log ? "log_softmax_backward" : "softmax_backward", [&]<class T>() {
     const T* pdy = dy.data<T>();
     const T* py = y.data<T>();
     T* pdx = dx.data<T>();
-    for_each_slice(
-        g, [&](int64_t base) { backward_row<T>(pdy + base, py + base, g.D, log, pdx + base); },
-        [&](int64_t base, int64_t W) {
-          backward_strip<T>(pdy + base, py + base, g.D, g.inner, W, log, pdx + base);
-        });
+    parallel_for(0, g.units(), std::max<int64_t>(1, Tr::kGrainElems / g.unit_elems()),
+                 [&](int64_t u0, int64_t u1) {
+                   if constexpr (kIsFloat<T>) {
+                     if (use_avx2()) return backward_units_avx2(g, pdy, py, log, pdx, u0, u1);
+                   }
+                   backward_units<Tr::kBaseBytes>(g, pdy, py, log, pdx, u0, u1);
+                 });
   });
 }
 
@@ -297,41 +410,34 @@ void softmax_backward_cpu(const Tensor& dy, const Tensor& y, int64_t dim, bool l
 
 template <class T>
 T row_max(const T* x, int64_t n) {
-  constexpr int64_t L = kLanes<T>;
-  int64_t i = 0;
-  T m = x[0];
-  if (n >= L) {
-    Vec<T> acc = load(x);
-    for (i = L; i + L <= n; i += L) {
-      const Vec<T> v = load(x + i);
-      acc = v > acc ? v : acc;
-    }
-    for (int64_t l = 0; l < L; ++l) m = acc[l] > m ? acc[l] : m;
+  if constexpr (kIsFloat<T>) {
+    if (use_avx2()) return row_max_avx2(x, n);
   }
-  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
-  return m;
+  return row_max_impl<Tr::kBaseBytes>(x, n);
 }
 
 template <class T>
 void row_exp(const T* x, T shift, int64_t n, T* e) {
-  for (int64_t i = 0; i < n; ++i) e[i] = x[i] - shift;
-  exp_inplace(e, n);
+  if constexpr (kIsFloat<T>) {
+    if (use_avx2()) return row_exp_avx2(x, shift, n, e);
+  }
+  row_exp_impl<Tr::kBaseBytes>(x, shift, n, e);
 }
 
 template <class T>
 double row_exp_sum(const T* x, T shift, int64_t n, T* e) {
-  double total = 0;
-  for (int64_t i0 = 0; i0 < n; i0 += Tr::kBlock) {
-    const int64_t len = std::min(Tr::kBlock, n - i0);
-    row_exp<T>(x + i0, shift, len, e + i0);
-    total += block_sum<false, T>(e + i0, nullptr, len);
+  if constexpr (kIsFloat<T>) {
+    if (use_avx2()) return row_exp_sum_avx2(x, shift, n, e);
   }
-  return total;
+  return row_exp_sum_impl<Tr::kBaseBytes>(x, shift, n, e);
 }
 
 template <class T>
 double row_sum(const T* x, int64_t n) {
-  return block_sum<false, T>(x, nullptr, n);
+  if constexpr (kIsFloat<T>) {
+    if (use_avx2()) return row_sum_avx2(x, n);
+  }
+  return block_sum<Tr::kBaseBytes, false, T>(x, nullptr, n);
 }
 
 template float row_max<float>(const float*, int64_t);

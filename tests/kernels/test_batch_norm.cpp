@@ -19,9 +19,9 @@ struct BatchNormRef {
 
 // x [N, C, S] flattened; w, b empty for none; running stats always given.
 BatchNormRef reference(const std::vector<double>& x, const std::vector<double>& w,
-                       const std::vector<double>& b, std::vector<double> rm,
-                       std::vector<double> rv, const std::vector<double>& dy, int64_t N,
-                       int64_t C, int64_t S, bool training, double momentum, double eps) {
+                       const std::vector<double>& b, std::vector<double> rm, std::vector<double> rv,
+                       const std::vector<double>& dy, int64_t N, int64_t C, int64_t S,
+                       bool training, double momentum, double eps) {
   BatchNormRef r;
   r.y.resize(x.size());
   r.dx.resize(x.size());
@@ -104,10 +104,9 @@ void run_case(const Case& cs, const Tensor& x_in, double rtol, double atol) {
   const Tensor y = batch_norm(x, rm, rv, w, b, cs.training, 0.3, 1e-4);
   y.backward(dy);
 
-  const BatchNormRef ref = reference(
-      xv, cs.affine ? w.to_vector<double>() : std::vector<double>{},
-      cs.affine ? b.to_vector<double>() : std::vector<double>{}, rm0, rv0, dy.to_vector<double>(),
-      N, C, S, cs.training, 0.3, 1e-4);
+  const BatchNormRef ref = reference(xv, cs.affine ? w.to_vector<double>() : std::vector<double>{},
+                                     cs.affine ? b.to_vector<double>() : std::vector<double>{}, rm0,
+                                     rv0, dy.to_vector<double>(), N, C, S, cs.training, 0.3, 1e-4);
   EXPECT_CLOSE(y, doubles(ref.y, cs.shape), rtol, atol);
   EXPECT_CLOSE(x.grad(), doubles(ref.dx, cs.shape), rtol, atol);
   if (cs.affine) {
@@ -155,8 +154,10 @@ TEST(BatchNorm, RunningStatUpdateIsPyTorchsFormula) {
   batch_norm(x, rm, rv, Tensor(), Tensor(), true, 0.25);
   EXPECT_CLOSE(rm, Tensor::from_vector<double>({0.75 * 1 + 0.25 * 3, 0.75 * -1 + 0.25 * 30}, {2}),
                1e-15, 0);
-  EXPECT_CLOSE(rv, Tensor::from_vector<double>({0.75 * 2 + 0.25 * 14.0 / 3, 0.75 * 4 + 0.25 * 1400.0 / 3}, {2}),
-               1e-15, 0);
+  EXPECT_CLOSE(
+      rv,
+      Tensor::from_vector<double>({0.75 * 2 + 0.25 * 14.0 / 3, 0.75 * 4 + 0.25 * 1400.0 / 3}, {2}),
+      1e-15, 0);
   // Training without running stats is allowed; eval without them is not.
   EXPECT_EQ(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true).shape(), x.shape());
 }
@@ -187,9 +188,9 @@ TEST(BatchNorm, BadArgumentsNameTheOp) {
   const Tensor x = randn_seeded({4, 3, 2}, 1, DType::f32);
   const Tensor rs = zeros({3});
   EXPECT_IRIS_ERROR(batch_norm(x, Tensor(), Tensor()), "batch_norm: running_mean and running_var");
-  EXPECT_IRIS_ERROR(batch_norm(randn_seeded({1, 3}, 1, DType::f32), rs, ones({3}), Tensor(),
-                               Tensor(), true),
-                    "batch_norm: expected more than 1 value per channel");
+  EXPECT_IRIS_ERROR(
+      batch_norm(randn_seeded({1, 3}, 1, DType::f32), rs, ones({3}), Tensor(), Tensor(), true),
+      "batch_norm: expected more than 1 value per channel");
   EXPECT_IRIS_ERROR(batch_norm(x, rs, ones({3}), ones({4})), "batch_norm: weight float32[4]");
   EXPECT_IRIS_ERROR(batch_norm(x, zeros({2}), ones({3})), "batch_norm: running_mean float32[2]");
   EXPECT_IRIS_ERROR(batch_norm(x, rs, ones({3}, DType::f64)), "batch_norm: running_var float64[3]");

@@ -73,8 +73,8 @@ struct RefGrads {
   std::vector<double> dx, dw, db;
 };
 
-RefGrads ref_backward(const ConvCase& c, const std::vector<double>& x,
-                      const std::vector<double>& w, const std::vector<double>& dout) {
+RefGrads ref_backward(const ConvCase& c, const std::vector<double>& x, const std::vector<double>& w,
+                      const std::vector<double>& dout) {
   RefGrads g{std::vector<double>(x.size(), 0.0), std::vector<double>(w.size(), 0.0),
              std::vector<double>(c.Cout, 0.0)};
   for_each_tap(c, [&](int64_t oi, int64_t xi, int64_t wi, int64_t) {
@@ -122,8 +122,7 @@ void check_case(const ConvCase& c, uint64_t seed) {
   const Tensor dout = testing::randn_seeded(c.out_shape(), seed + 3, dt);
   out.backward(dout);
   const RefGrads g = ref_backward(c, xv, wv, dout.to_vector<double>());
-  EXPECT_CLOSE(x.grad(), as_tensor(g.dx, c.x_shape()), tol.rtol,
-               tol.atol(c.Cout / c.groups * kk));
+  EXPECT_CLOSE(x.grad(), as_tensor(g.dx, c.x_shape()), tol.rtol, tol.atol(c.Cout / c.groups * kk));
   const int64_t pixels = c.N * c.OH() * c.OW();
   EXPECT_CLOSE(w.grad(), as_tensor(g.dw, c.w_shape()), tol.rtol, tol.atol(pixels));
   if (c.bias) {
@@ -201,8 +200,8 @@ TEST(Conv2d, StridedAndBroadcastOperands) {
 
   const Tensor out = conv2d(x, w, b, c.stride, c.pad, c.dil, c.groups);
   const std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>();
-  EXPECT_CLOSE(out, as_tensor(ref_forward(c, xv, wv, b.to_vector<double>()), c.out_shape()),
-               1e-10, 1e-10);
+  EXPECT_CLOSE(out, as_tensor(ref_forward(c, xv, wv, b.to_vector<double>()), c.out_shape()), 1e-10,
+               1e-10);
 
   // A non-contiguous incoming gradient too.
   const Tensor dout_t = testing::randn_seeded({c.N, c.Cout, c.OW(), c.OH()}, 8).transpose(2, 3);
@@ -213,8 +212,8 @@ TEST(Conv2d, StridedAndBroadcastOperands) {
   EXPECT_CLOSE(w_leaf.grad(), as_tensor(g.dw, c.w_shape()).permute({3, 0, 1, 2}), 1e-10, 1e-10);
   const Tensor db = as_tensor(g.db, {c.Cout}).unsqueeze(1);
   EXPECT_CLOSE(b_leaf.grad().view({c.Cout, 2}).slice(1, 0, 1), db, 1e-10, 1e-10);
-  EXPECT_CLOSE(b_leaf.grad().view({c.Cout, 2}).slice(1, 1, 2), zeros({c.Cout, 1}, DType::f64),
-               0, 0);
+  EXPECT_CLOSE(b_leaf.grad().view({c.Cout, 2}).slice(1, 1, 2), zeros({c.Cout, 1}, DType::f64), 0,
+               0);
 }
 
 TEST(Conv2d, UnbatchedInput) {
@@ -256,7 +255,9 @@ TEST(Conv2d, Gradcheck) {
       {{"pointwise", 3, 3, 3, 2, 2, 1, 1}, true, true, true},
       {{"only_input", 2, 2, 4, 4, 2, 3, 3, {1, 1}, {1, 1}}, true, false, false},
       {{"only_weight_nobias", 2, 2, 4, 4, 2, 3, 3, {2, 1}, {1, 0}, {1, 1}, 1, false},
-       false, true, false},
+       false,
+       true,
+       false},
       {{"only_bias", 2, 2, 4, 4, 2, 3, 3}, false, false, true},
   };
   uint64_t seed = 100;
@@ -284,12 +285,12 @@ TEST(Conv2d, BadInputsThrowNamingTheOp) {
   EXPECT_IRIS_ERROR(conv2d(x, w.select(0, 0)), "conv2d: expected a 4-D weight");
   EXPECT_IRIS_ERROR(conv2d(x, testing::randn_seeded({6, 3, 3, 3}, 3)),
                     "expects 3 input channels, but input float64[2, 4, 5, 5] cpu has 4");
-  EXPECT_IRIS_ERROR(conv2d(x, testing::randn_seeded({6, 1, 3, 3}, 3), Tensor(), {1, 1}, {0, 0},
-                           {1, 1}, 3),
-                    "conv2d: input channels 4 are not divisible by groups=3");
-  EXPECT_IRIS_ERROR(conv2d(x, testing::randn_seeded({5, 2, 3, 3}, 3), Tensor(), {1, 1}, {0, 0},
-                           {1, 1}, 2),
-                    "conv2d: output channels 5 are not divisible by groups=2");
+  EXPECT_IRIS_ERROR(
+      conv2d(x, testing::randn_seeded({6, 1, 3, 3}, 3), Tensor(), {1, 1}, {0, 0}, {1, 1}, 3),
+      "conv2d: input channels 4 are not divisible by groups=3");
+  EXPECT_IRIS_ERROR(
+      conv2d(x, testing::randn_seeded({5, 2, 3, 3}, 3), Tensor(), {1, 1}, {0, 0}, {1, 1}, 2),
+      "conv2d: output channels 5 are not divisible by groups=2");
   EXPECT_IRIS_ERROR(conv2d(x, testing::randn_seeded({6, 4, 6, 3}, 3)), "conv2d: output size 0x3");
   EXPECT_IRIS_ERROR(conv2d(x, w, Tensor(), {1, 1}, {0, 0}, {3, 1}), "conv2d: output size");
   EXPECT_IRIS_ERROR(conv2d(x, w.to(DType::f32)), "conv2d: dtype mismatch");

@@ -78,7 +78,8 @@ void check(const Case& cs, const Tensor& logits_in, const std::string& red, doub
   Tensor x = logits_in.detach();
   x.set_requires_grad(true);
   const Tensor loss = cross_entropy(x, target, cs.ignore_index, cs.smoothing, red);
-  const Tensor grad = red == "none" ? randn_seeded(ts, 5, x.dtype()) : Tensor::scalar(1.7, x.dtype());
+  const Tensor grad =
+      red == "none" ? randn_seeded(ts, 5, x.dtype()) : Tensor::scalar(1.7, x.dtype());
   loss.backward(grad);
   const CeRef ref = reference(x.to_vector<double>(), target.to_vector<int64_t>(), N, C, S,
                               cs.ignore_index, cs.smoothing, red, grad.to_vector<double>());
@@ -156,9 +157,10 @@ TEST(CrossEntropy, BadArgumentsNameTheOp) {
                     "cross_entropy: target 4 is out of bounds for 4 classes (sample 1)");
   EXPECT_IRIS_ERROR(cross_entropy(x, Tensor::from_vector<int64_t>({0, -1, 1}, {3})),
                     "cross_entropy: target -1 is out of bounds");
-  EXPECT_IRIS_ERROR(cross_entropy(randn_seeded({2, 3, 5}, 1, DType::f32),
-                                  Tensor::from_vector<int64_t>({0, 1, 2, 0, 1, 2, 0, 1, 9, 0}, {2, 5})),
-                    "target 9 is out of bounds for 3 classes (sample 1, position 3)");
+  EXPECT_IRIS_ERROR(
+      cross_entropy(randn_seeded({2, 3, 5}, 1, DType::f32),
+                    Tensor::from_vector<int64_t>({0, 1, 2, 0, 1, 2, 0, 1, 9, 0}, {2, 5})),
+      "target 9 is out of bounds for 3 classes (sample 1, position 3)");
   EXPECT_IRIS_ERROR(cross_entropy(x, Tensor::from_vector<int32_t>({0, 1, 2}, {3})),
                     "cross_entropy: target must be int64");
   EXPECT_IRIS_ERROR(cross_entropy(x, Tensor::from_vector<int64_t>({0, 1}, {2})),

@@ -44,7 +44,8 @@ TEST(Embedding, GatherAndScatterWithRepeatedIdsInt64AndInt32) {
       Tensor w = randn_seeded({V, D}, 1, dt).set_requires_grad(true);
       const Tensor y = embedding(w, ids);
       EXPECT_EQ(y.shape(), (Shape{3, 5, D}));
-      EXPECT_CLOSE(y, Tensor::from_vector(gather_ref(w.to_vector<double>(), idv, D), {3, 5, D}), 0, 0);
+      EXPECT_CLOSE(y, Tensor::from_vector(gather_ref(w.to_vector<double>(), idv, D), {3, 5, D}), 0,
+                   0);
       const Tensor dy = randn_seeded({3, 5, D}, 2, dt);
       y.backward(dy);
       EXPECT_CLOSE(w.grad(),
@@ -65,9 +66,10 @@ TEST(Embedding, PaddingIdxGetsNoGradientAndWrapsNegative) {
     EXPECT_CLOSE(y, Tensor::from_vector(gather_ref(w.to_vector<double>(), idv, D), {7, D}), 0, 0);
     y.backward(dy);
     const int64_t wrapped = pad < 0 ? pad + V : pad;
-    EXPECT_CLOSE(w.grad(),
-                 Tensor::from_vector(scatter_ref(dy.to_vector<double>(), idv, V, D, wrapped), {V, D}),
-                 1e-15, 0);
+    EXPECT_CLOSE(
+        w.grad(),
+        Tensor::from_vector(scatter_ref(dy.to_vector<double>(), idv, V, D, wrapped), {V, D}), 1e-15,
+        0);
   }
 }
 
@@ -76,7 +78,19 @@ TEST(Embedding, StridedWeightAndIds) {
   const Tensor ids = Tensor::from_vector<int64_t>({7, 0, 3, 3, 1, 6}, {2, 3}).t();
   const Tensor y = embedding(wt.t(), ids);
   const std::vector<int64_t> idv = ids.to_vector<int64_t>();
-  EXPECT_CLOSE(y, Tensor::from_vector(gather_ref(wt.t().to_vector<double>(), idv, 5), {3, 2, 5}), 0, 0);
+  EXPECT_CLOSE(y, Tensor::from_vector(gather_ref(wt.t().to_vector<double>(), idv, 5), {3, 2, 5}), 0,
+               0);
+}
+
+TEST(Embedding, ExpandedUpstreamGradient) {
+  const std::vector<int64_t> idv = {2, 0, 2};
+  Tensor w = randn_seeded({3, 4}, 8).set_requires_grad(true);
+  const Tensor g_row = randn_seeded({4}, 9);
+  embedding(w, Tensor::from_vector(idv, {3})).backward(g_row.expand({3, 4}));
+  EXPECT_CLOSE(w.grad(),
+               Tensor::from_vector(
+                   scatter_ref(g_row.expand({3, 4}).to_vector<double>(), idv, 3, 4, -1), {3, 4}),
+               1e-15, 0);
 }
 
 TEST(Embedding, BackwardBitsDoNotDependOnThreadCount) {
@@ -219,7 +233,8 @@ TEST(Dropout, Gradcheck) {
 
 TEST(Dropout, BadProbabilityNamesTheOp) {
   const Tensor x = ones({3});
-  EXPECT_IRIS_ERROR(dropout(x, -0.1), "dropout: probability has to be between 0 and 1, but got -0.1");
+  EXPECT_IRIS_ERROR(dropout(x, -0.1),
+                    "dropout: probability has to be between 0 and 1, but got -0.1");
   EXPECT_IRIS_ERROR(dropout(x, 1.5, false), "dropout: probability");
   EXPECT_IRIS_ERROR(dropout(arange(3), 0.5), "dropout");
 }

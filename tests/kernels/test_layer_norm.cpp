@@ -72,10 +72,10 @@ void check_against_reference(const Tensor& x_in, Affine affine, double rtol, dou
   const Tensor y = layer_norm(x, {N}, w, b);
   y.backward(dy);
 
-  const LayerNormRef ref = reference(
-      x.to_vector<double>(), w.defined() ? w.to_vector<double>() : std::vector<double>{},
-      b.defined() ? b.to_vector<double>() : std::vector<double>{}, dy.to_vector<double>(), M, N,
-      1e-5);
+  const LayerNormRef ref =
+      reference(x.to_vector<double>(), w.defined() ? w.to_vector<double>() : std::vector<double>{},
+                b.defined() ? b.to_vector<double>() : std::vector<double>{}, dy.to_vector<double>(),
+                M, N, 1e-5);
   EXPECT_CLOSE(y, from_doubles(ref.y, x.shape(), DType::f64), rtol, atol);
   EXPECT_CLOSE(x.grad(), from_doubles(ref.dx, x.shape(), DType::f64), rtol, atol);
   if (w.defined()) {
@@ -90,8 +90,8 @@ class LayerNormWidth : public ::testing::TestWithParam<int64_t> {};
 
 TEST_P(LayerNormWidth, Float32MatchesReferenceWithAndWithoutAffine) {
   const int64_t N = GetParam();
-  for (Affine a : {Affine{false, false}, Affine{true, false}, Affine{false, true},
-                   Affine{true, true}}) {
+  for (Affine a :
+       {Affine{false, false}, Affine{true, false}, Affine{false, true}, Affine{true, true}}) {
     SCOPED_TRACE(::testing::Message() << "N " << N << " weight " << a.weight << " bias " << a.bias);
     check_against_reference(randn_seeded({37, N}, 10 + N, DType::f32), a, 1e-5, 1e-5, N);
   }
@@ -99,8 +99,7 @@ TEST_P(LayerNormWidth, Float32MatchesReferenceWithAndWithoutAffine) {
 
 TEST_P(LayerNormWidth, Float64MatchesReferenceTightly) {
   const int64_t N = GetParam();
-  check_against_reference(randn_seeded({9, N}, 20 + N, DType::f64), {true, true}, 1e-11, 1e-12,
-                          N);
+  check_against_reference(randn_seeded({9, N}, 20 + N, DType::f64), {true, true}, 1e-11, 1e-12, N);
 }
 
 TEST_P(LayerNormWidth, LargeMeanInputsKeepFullPrecision) {
@@ -123,10 +122,26 @@ TEST(LayerNorm, NonContiguousAndMultiDimNormalizedShape) {
   const Tensor w = randn_seeded({6, 5}, 4, DType::f32);
   const Tensor b = randn_seeded({6, 5}, 5, DType::f32).t().contiguous().t();  // strided bias
   const Tensor y = layer_norm(x, {6, 5}, w, b);
-  const LayerNormRef ref = reference(x.to_vector<double>(), w.to_vector<double>(),
-                                     b.to_vector<double>(), std::vector<double>(120, 0.0), 4, 30,
-                                     1e-5);
+  const LayerNormRef ref =
+      reference(x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(),
+                std::vector<double>(120, 0.0), 4, 30, 1e-5);
   EXPECT_CLOSE(y, from_doubles(ref.y, {4, 6, 5}, DType::f64), 1e-5, 1e-5);
+}
+
+TEST(LayerNorm, BroadcastInputAndUpstreamGradient) {
+  // x is one row expanded (stride 0) to 6 rows; dy is an expanded [7] row.
+  const Tensor row = randn_seeded({1, 7}, 11);
+  Tensor x = row.expand({6, 7});
+  const Tensor w = param({7}, 12), b = param({7}, 13);
+  const Tensor dy_row = randn_seeded({7}, 14);
+  const Tensor y = layer_norm(x, {7}, w, b);
+  y.backward(dy_row.expand({6, 7}));
+  const LayerNormRef ref =
+      reference(x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(),
+                dy_row.expand({6, 7}).to_vector<double>(), 6, 7, 1e-5);
+  EXPECT_CLOSE(y, from_doubles(ref.y, {6, 7}, DType::f64), 1e-12, 1e-13);
+  EXPECT_CLOSE(w.grad(), from_doubles(ref.dw, {7}, DType::f64), 1e-12, 1e-13);
+  EXPECT_CLOSE(b.grad(), from_doubles(ref.db, {7}, DType::f64), 1e-12, 1e-13);
 }
 
 TEST(LayerNorm, EpsIsUsed) {
@@ -139,8 +154,8 @@ TEST(LayerNorm, EpsIsUsed) {
 }
 
 TEST(LayerNorm, GradcheckEveryInputAndVariant) {
-  for (Affine a : {Affine{false, false}, Affine{true, false}, Affine{false, true},
-                   Affine{true, true}}) {
+  for (Affine a :
+       {Affine{false, false}, Affine{true, false}, Affine{false, true}, Affine{true, true}}) {
     SCOPED_TRACE(::testing::Message() << "weight " << a.weight << " bias " << a.bias);
     const Tensor x = param({3, 2, 5}, 1);
     const Tensor w = a.weight ? param({2, 5}, 2) : Tensor();

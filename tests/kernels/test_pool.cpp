@@ -139,11 +139,21 @@ std::vector<PoolCase> all_cases() {
       {"avg_k3_s2_p1", Kind::kAvg, 3, 2, 7, 9, {3, 3}, {2, 2}, {1, 1}},
       {"avg_exclude_pad", Kind::kAvg, 3, 2, 7, 9, {3, 3}, {2, 2}, {1, 1}, {1, 1}, false, false},
       {"avg_ceil_mode", Kind::kAvg, 2, 2, 7, 9, {3, 2}, {2, 2}, {1, 1}, {1, 1}, true},
-      {"avg_ceil_exclude_pad", Kind::kAvg, 2, 2, 7, 9, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true,
-       false},
+      {"avg_ceil_exclude_pad", Kind::kAvg, 2, 2, 7, 9, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true, false},
       {"avg_nonsquare_overlap", Kind::kAvg, 2, 2, 7, 9, {2, 3}, {1, 2}, {1, 1}},
-      {"avg_divisor_override", Kind::kAvg, 2, 2, 7, 9, {3, 3}, {2, 2}, {1, 1}, {1, 1}, true,
-       true, 4},
+      {"avg_divisor_override",
+       Kind::kAvg,
+       2,
+       2,
+       7,
+       9,
+       {3, 3},
+       {2, 2},
+       {1, 1},
+       {1, 1},
+       true,
+       true,
+       4},
   };
 }
 
@@ -247,8 +257,7 @@ TEST(AdaptiveAvgPool2d, MatchesReferenceAndGradchecks) {
   }
   // Transposed and unbatched inputs.
   const Tensor xt = testing::randn_seeded({2, 3, 9, 7}, 9).transpose(2, 3);
-  EXPECT_CLOSE(adaptive_avg_pool2d(xt, {3, 4}), adaptive_avg_pool2d(xt.contiguous(), {3, 4}), 0,
-               0);
+  EXPECT_CLOSE(adaptive_avg_pool2d(xt, {3, 4}), adaptive_avg_pool2d(xt.contiguous(), {3, 4}), 0, 0);
   EXPECT_EQ(adaptive_avg_pool2d(xt.select(0, 0), {3, 4}).shape(), (Shape{3, 3, 4}));
   EXPECT_EQ(adaptive_avg_pool2d(xt, {0, 2}).shape(), (Shape{2, 3, 0, 2}));
 }

@@ -50,7 +50,8 @@ SoftmaxRef reference(const std::vector<double>& x, const std::vector<double>& dy
 }
 
 // Like EXPECT_CLOSE, but infinities must match exactly (all_close compares inf - inf).
-void expect_close_with_infs(const Tensor& actual, const std::vector<double>& expected, double rtol) {
+void expect_close_with_infs(const Tensor& actual, const std::vector<double>& expected,
+                            double rtol) {
   std::vector<double> a = actual.to_vector<double>(), e = expected;
   ASSERT_EQ(a.size(), e.size());
   for (size_t i = 0; i < a.size(); ++i)
@@ -58,20 +59,21 @@ void expect_close_with_infs(const Tensor& actual, const std::vector<double>& exp
       EXPECT_EQ(a[i], e[i]) << "element " << i;
       a[i] = e[i] = 0;
     }
-  EXPECT_CLOSE(Tensor::from_vector(a, actual.shape()), Tensor::from_vector(e, actual.shape()),
-               rtol, 0);
+  EXPECT_CLOSE(Tensor::from_vector(a, actual.shape()), Tensor::from_vector(e, actual.shape()), rtol,
+               0);
 }
 
 void check(const Tensor& x_in, int64_t dim, bool log, double rtol, double atol) {
-  SCOPED_TRACE(::testing::Message() << (log ? "log_softmax " : "softmax ") << x_in.desc()
-                                    << " dim " << dim);
+  SCOPED_TRACE(::testing::Message()
+               << (log ? "log_softmax " : "softmax ") << x_in.desc() << " dim " << dim);
   Tensor x = x_in.detach();
   x.set_requires_grad(true);
   const Tensor dy = randn_seeded(x.shape(), 77, x.dtype());
   const Tensor y = log ? log_softmax(x, dim) : softmax(x, dim);
   y.backward(dy);
   const int64_t d = dim < 0 ? dim + x.dim() : dim;
-  const SoftmaxRef ref = reference(x.to_vector<double>(), dy.to_vector<double>(), x.shape(), d, log);
+  const SoftmaxRef ref =
+      reference(x.to_vector<double>(), dy.to_vector<double>(), x.shape(), d, log);
   EXPECT_CLOSE(y, Tensor::from_vector(ref.y, x.shape()), rtol, atol);
   EXPECT_CLOSE(x.grad(), Tensor::from_vector(ref.dx, x.shape()), rtol, atol);
 }
@@ -102,6 +104,22 @@ TEST(Softmax, StridedInputs) {
   }
 }
 
+TEST(Softmax, BroadcastInputAndUpstreamGradient) {
+  // An expanded (stride 0) input along the softmax dim and across it, and an expanded dy.
+  const Tensor col = randn_seeded({4, 1}, 9);
+  for (bool log : {false, true}) {
+    check(col.expand({4, 6}), 1, log, 1e-12, 1e-14);
+    check(col.expand({4, 6}), 0, log, 1e-12, 1e-14);
+    Tensor x = randn_seeded({3, 5}, 10).set_requires_grad(true);
+    const Tensor dy = randn_seeded({5}, 11);
+    const Tensor y = log ? log_softmax(x, 1) : softmax(x, 1);
+    y.backward(dy.expand({3, 5}));
+    const SoftmaxRef ref =
+        reference(x.to_vector<double>(), dy.expand({3, 5}).to_vector<double>(), {3, 5}, 1, log);
+    EXPECT_CLOSE(x.grad(), Tensor::from_vector(ref.dx, {3, 5}), 1e-12, 1e-14);
+  }
+}
+
 TEST(Softmax, LargeOffsetsDoNotOverflow) {
   for (bool log : {false, true}) {
     check(randn_seeded({4, 50}, 7, DType::f32) + 1000.0, 1, log, 1e-5, 1e-5);
@@ -123,8 +141,9 @@ TEST(Softmax, NegativeInfinityEntries) {
                                               std::exp(-1.0) / s, nan, nan, nan, nan, nan},
                                              {2, 5}),
                  1e-6, 0);
-    expect_close_with_infs(ly, {0.5 - std::log(s), -kInf, 2.0 - std::log(s), -kInf,
-                                -1.0 - std::log(s), nan, nan, nan, nan, nan},
+    expect_close_with_infs(ly,
+                           {0.5 - std::log(s), -kInf, 2.0 - std::log(s), -kInf, -1.0 - std::log(s),
+                            nan, nan, nan, nan, nan},
                            1e-6);
     EXPECT_EQ(y.to_vector<double>()[1], 0.0);
     // Along dim 0 (strips) the same rule holds per column.
@@ -154,7 +173,8 @@ TEST(Softmax, BadArgumentsNameTheOp) {
   const Tensor x = randn_seeded({2, 3}, 1, DType::f32);
   EXPECT_IRIS_ERROR(softmax(x, 2), "softmax: dim 2 out of range");
   EXPECT_IRIS_ERROR(log_softmax(x, -3), "log_softmax: dim -3 out of range");
-  EXPECT_IRIS_ERROR(softmax(arange(4), 0), "softmax: expected a float32 or float64 input, got int64[4]");
+  EXPECT_IRIS_ERROR(softmax(arange(4), 0),
+                    "softmax: expected a float32 or float64 input, got int64[4]");
   EXPECT_IRIS_ERROR(softmax(Tensor(), 0), "softmax");
 }
 
