@@ -1,6 +1,11 @@
 // Convolution and pooling ops with their derivatives. Inputs are made dense here (without
 // recording the copy) so the kernels see row-major NCHW; unbatched inputs gain and lose a
 // batch dim of one around the batched op.
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
 #include "autograd/conv.h"
 #include "autograd/function.h"
 #include "autograd/ops.h"

@@ -3,10 +3,13 @@
 #include <limits>
 
 #include "autograd/function.h"
+#include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "kernels/elementwise.h"
 
 namespace iris {
+
+using autograd::broadcast_raw;
 
 using autograd::BackwardCtx;
 using autograd::Saved;
@@ -16,16 +19,6 @@ using kernels::UnaryOp;
 using kernels::UnaryParams;
 
 namespace {
-
-// A broadcast view of t with `shape` (stride 0 on expanded dims); not recorded.
-Tensor broadcast_raw(const Tensor& t, const Shape& shape) {
-  if (t.shape() == shape) return t;
-  const int64_t lead = static_cast<int64_t>(shape.size()) - t.dim();
-  Shape strides(shape.size(), 0);
-  for (int64_t d = 0; d < t.dim(); ++d)
-    strides[lead + d] = t.size(d) == 1 && shape[lead + d] != 1 ? 0 : t.stride(d);
-  return t.as_strided(shape, strides, t.offset());
-}
 
 void check_pair(const char* op, const Tensor& a, const Tensor& b) {
   IRIS_CHECK(a.defined() && b.defined(), op, ": undefined operand");

@@ -1,5 +1,6 @@
 // embedding and dropout with their derivatives.
 #include "autograd/function.h"
+#include "autograd/op_util.h"
 #include "autograd/nn_ops.h"
 #include "autograd/ops.h"
 #include "kernels/dropout.h"
@@ -7,22 +8,11 @@
 
 namespace iris {
 
+using autograd::dense;
+using autograd::view_dense;
+
 using autograd::BackwardCtx;
 using autograd::Saved;
-
-namespace {
-
-// A dense version of t that autograd does not see (the op records its own node).
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  return t.detach().contiguous();
-}
-
-Tensor view_as(const Tensor& t, const Shape& shape) {
-  return t.as_strided(shape, contiguous_strides(shape), t.offset());
-}
-
-}  // namespace
 
 Tensor embedding(const Tensor& weight, const Tensor& ids, std::optional<int64_t> padding_idx) {
   IRIS_CHECK(weight.defined() && ids.defined(), "embedding: undefined weight or ids");
@@ -44,14 +34,14 @@ Tensor embedding(const Tensor& weight, const Tensor& ids, std::optional<int64_t>
   Tensor out = Tensor::empty(out_shape, weight.dtype(), weight.device());
   const Tensor ids_d = dense(ids);
   kernels::embedding_forward_table().get(weight.device())(dense(weight), ids_d,
-                                                          view_as(out, {n, D}));
+                                                          view_dense(out, {n, D}));
   if (autograd::any_requires_grad({&weight}))
     autograd::record("embedding", {weight}, {out},
                      [Ids = Saved(ids_d), pad, V, D, n, dt = weight.dtype()](const BackwardCtx& c) {
                        const Tensor& ids = Ids.get();
                        Tensor dweight = Tensor::empty({V, D}, dt, ids.device());
                        kernels::embedding_backward_table().get(ids.device())(
-                           view_as(dense(c.grad()), {n, D}), ids, pad, dweight);
+                           view_dense(dense(c.grad()), {n, D}), ids, pad, dweight);
                        return std::vector<Tensor>{dweight};
                      });
   return out;

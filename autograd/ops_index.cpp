@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "autograd/function.h"
+#include "autograd/op_util.h"
 #include "autograd/index_ops.h"
 #include "autograd/ops.h"
 #include "kernels/elementwise.h"
@@ -10,13 +11,12 @@
 
 namespace iris {
 
+using autograd::dense;
+
 using autograd::BackwardCtx;
 using autograd::Saved;
 
 namespace {
-
-// A dense row-major alias or copy of t, never recorded (the caller records the op itself).
-Tensor dense(const Tensor& t) { return t.is_contiguous() ? t : t.detach().contiguous(); }
 
 // A fresh dense copy of x that autograd does not see.
 Tensor dense_copy(const Tensor& x) {

@@ -1,32 +1,20 @@
 // layer_norm and batch_norm with their derivatives (fused kernels both ways).
 #include "autograd/function.h"
+#include "autograd/op_util.h"
 #include "autograd/nn_ops.h"
 #include "autograd/ops.h"
 #include "kernels/norm.h"
 
 namespace iris {
 
+using autograd::check_float_input;
+using autograd::dense;
+using autograd::view_dense;
+
 using autograd::BackwardCtx;
 using autograd::Saved;
 
 namespace {
-
-// A dense version of t that autograd does not see (the op records its own node).
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  return t.detach().contiguous();
-}
-
-// t (dense) viewed with `shape`; not recorded.
-Tensor view_as(const Tensor& t, const Shape& shape) {
-  return t.as_strided(shape, contiguous_strides(shape), t.offset());
-}
-
-void check_float_input(const char* op, const Tensor& x) {
-  IRIS_CHECK(x.defined(), op, ": undefined input");
-  IRIS_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64, op,
-             ": expected a float32 or float64 input, got ", x.desc());
-}
 
 // An optional affine parameter: undefined, or `shape` with the input's dtype and device.
 void check_param(const char* op, const char* name, const Tensor& p, const Shape& shape,
@@ -53,29 +41,29 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   const int64_t N = numel_of(normalized_shape);
   int64_t M = 1;
   for (int64_t d = 0; d < x.dim() - k; ++d) M *= x.size(d);
-  const Tensor x2 = view_as(dense(x), {M, N});
-  const Tensor w1 = weight.defined() ? view_as(dense(weight), {N}) : Tensor();
-  const Tensor b1 = bias.defined() ? view_as(dense(bias), {N}) : Tensor();
+  const Tensor x2 = view_dense(dense(x), {M, N});
+  const Tensor w1 = weight.defined() ? view_dense(dense(weight), {N}) : Tensor();
+  const Tensor b1 = bias.defined() ? view_dense(dense(bias), {N}) : Tensor();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mean = Tensor::empty({M}, x.dtype(), x.device());
   Tensor rstd = Tensor::empty({M}, x.dtype(), x.device());
-  kernels::layer_norm_forward_table().get(x.device())(x2, w1, b1, eps, view_as(out, {M, N}), mean,
+  kernels::layer_norm_forward_table().get(x.device())(x2, w1, b1, eps, view_dense(out, {M, N}), mean,
                                                       rstd);
   if (autograd::any_requires_grad({&x, &weight, &bias}))
     autograd::record("layer_norm", {x, weight, bias}, {out},
                      [X = Saved(x2), W = Saved(w1), mean, rstd, xs = x.shape(),
                       ns = normalized_shape, M, N](const BackwardCtx& c) {
                        const Tensor& x2 = X.get();
-                       const Tensor dy = view_as(dense(c.grad()), {M, N});
+                       const Tensor dy = view_dense(dense(c.grad()), {M, N});
                        Tensor dx, dw, db;
                        if (c.need(0)) dx = Tensor::empty(xs, x2.dtype(), x2.device());
                        if (c.need(1)) dw = Tensor::empty(ns, x2.dtype(), x2.device());
                        if (c.need(2)) db = Tensor::empty(ns, x2.dtype(), x2.device());
                        kernels::layer_norm_backward_table().get(x2.device())(
                            dy, x2, mean, rstd, W.get(),
-                           dx.defined() ? view_as(dx, {M, N}) : Tensor(),
-                           dw.defined() ? view_as(dw, {N}) : Tensor(),
-                           db.defined() ? view_as(db, {N}) : Tensor());
+                           dx.defined() ? view_dense(dx, {M, N}) : Tensor(),
+                           dw.defined() ? view_dense(dw, {N}) : Tensor(),
+                           db.defined() ? view_dense(db, {N}) : Tensor());
                        return std::vector<Tensor>{dx, dw, db};
                      });
   return out;
@@ -98,12 +86,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   IRIS_CHECK(!training || N * S != 1,
              "batch_norm: expected more than 1 value per channel when training, got input ",
              x.desc());
-  const Tensor x3 = view_as(dense(x), {N, C, S});
+  const Tensor x3 = view_dense(dense(x), {N, C, S});
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor save_mean = Tensor::empty({C}, x.dtype(), x.device());
   Tensor save_invstd = Tensor::empty({C}, x.dtype(), x.device());
   kernels::batch_norm_forward_table().get(x.device())(
-      x3, weight, bias, running_mean, running_var, training, momentum, eps, view_as(out, {N, C, S}),
+      x3, weight, bias, running_mean, running_var, training, momentum, eps, view_dense(out, {N, C, S}),
       save_mean, save_invstd);
   if (training) {  // the running stats were written in place: invalidate saved copies of them
     if (running_mean.defined()) running_mean.bump_version();
@@ -114,14 +102,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                      [X = Saved(x3), W = Saved(weight), save_mean, save_invstd, training,
                       xs = x.shape(), N, C, S](const BackwardCtx& c) {
                        const Tensor& x3 = X.get();
-                       const Tensor dy = view_as(dense(c.grad()), {N, C, S});
+                       const Tensor dy = view_dense(dense(c.grad()), {N, C, S});
                        Tensor dx, dw, db;
                        if (c.need(0)) dx = Tensor::empty(xs, x3.dtype(), x3.device());
                        if (c.need(1)) dw = Tensor::empty({C}, x3.dtype(), x3.device());
                        if (c.need(2)) db = Tensor::empty({C}, x3.dtype(), x3.device());
                        kernels::batch_norm_backward_table().get(x3.device())(
                            dy, x3, save_mean, save_invstd, W.get(), training,
-                           dx.defined() ? view_as(dx, {N, C, S}) : Tensor(), dw, db);
+                           dx.defined() ? view_dense(dx, {N, C, S}) : Tensor(), dw, db);
                        return std::vector<Tensor>{dx, dw, db};
                      });
   return out;

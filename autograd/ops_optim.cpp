@@ -2,14 +2,15 @@
 #include <cmath>
 
 #include "autograd/node.h"
+#include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "autograd/optim_ops.h"
 #include "kernels/optim.h"
 
 namespace iris {
-namespace {
 
-Tensor dense(const Tensor& t) { return t.is_contiguous() ? t : t.detach().contiguous(); }
+using autograd::dense;
+namespace {
 
 void check_param(const char* op, size_t i, const Tensor& p, Device device) {
   IRIS_CHECK(p.defined(), op, ": param ", i, " is undefined");

@@ -1,18 +1,19 @@
 // LSTM and GRU cells: the two GEMMs through linear (which records their weight and
 // bias gradients), then one fused gate node whose backward is one fused kernel.
 #include "autograd/function.h"
+#include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "autograd/rnn_ops.h"
 #include "kernels/rnn.h"
 
 namespace iris {
 
+using autograd::dense;
+
 using autograd::BackwardCtx;
 using autograd::Saved;
 
 namespace {
-
-Tensor dense(const Tensor& t) { return t.is_contiguous() ? t : t.detach().contiguous(); }
 
 // Checked geometry of a cell call with `gates` gate blocks.
 struct CellShape {

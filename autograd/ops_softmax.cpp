@@ -2,32 +2,21 @@
 #include <string>
 
 #include "autograd/function.h"
+#include "autograd/op_util.h"
 #include "autograd/nn_ops.h"
 #include "autograd/ops.h"
 #include "kernels/softmax.h"
 
 namespace iris {
 
+using autograd::check_float_input;
+using autograd::dense;
+using autograd::view_dense;
+
 using autograd::BackwardCtx;
 using autograd::Saved;
 
 namespace {
-
-// A dense version of t that autograd does not see (the op records its own node).
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  return t.detach().contiguous();
-}
-
-Tensor view_as(const Tensor& t, const Shape& shape) {
-  return t.as_strided(shape, contiguous_strides(shape), t.offset());
-}
-
-void check_float_input(const char* op, const Tensor& x) {
-  IRIS_CHECK(x.defined(), op, ": undefined input");
-  IRIS_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64, op,
-             ": expected a float32 or float64 input, got ", x.desc());
-}
 
 Tensor softmax_op(const Tensor& x, int64_t dim, bool log) {
   const char* name = log ? "log_softmax" : "softmax";
@@ -87,10 +76,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   for (int64_t d = 2; d < logits.dim(); ++d) S *= logits.size(d);
   Tensor loss = Tensor::empty(target.shape(), logits.dtype(), logits.device());
   Tensor lse = Tensor::empty({N, S}, logits.dtype(), logits.device());
-  const Tensor logits3 = view_as(dense(logits), {N, C, S});
-  const Tensor target2 = view_as(dense(target), {N, S});
+  const Tensor logits3 = view_dense(dense(logits), {N, C, S});
+  const Tensor target2 = view_dense(dense(target), {N, S});
   kernels::cross_entropy_forward_table().get(logits.device())(
-      logits3, target2, ignore_index, label_smoothing, view_as(loss, {N, S}), lse);
+      logits3, target2, ignore_index, label_smoothing, view_dense(loss, {N, S}), lse);
   Tensor out, count;
   {
     NoGradGuard no_grad;
@@ -114,14 +103,14 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
           // Per-sample upstream gradient [N, S]: broadcast (stride 0) for the reductions.
           Tensor dloss;
           if (red == Reduction::none) {
-            dloss = view_as(dense(c.grad()), {N, S});
+            dloss = view_dense(dense(c.grad()), {N, S});
           } else {
             const Tensor g = red == Reduction::mean ? div(c.grad(), count) : dense(c.grad());
             dloss = g.as_strided({N, S}, {0, 0}, g.offset());
           }
           Tensor dx = Tensor::empty(shape, x.dtype(), x.device());
           kernels::cross_entropy_backward_table().get(x.device())(
-              x, Target.get(), lse, dloss, ignore_index, label_smoothing, view_as(dx, x.shape()));
+              x, Target.get(), lse, dloss, ignore_index, label_smoothing, view_dense(dx, x.shape()));
           return std::vector<Tensor>{dx};
         });
   return out;
