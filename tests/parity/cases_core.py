@@ -27,6 +27,7 @@ def cases():
         "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
         "leaky_relu": lambda x: F.leaky_relu(x, 0.1),
         "clamp": lambda x: torch.clamp(x, -0.5, 0.7),
+        "sign": torch.sign,
     }
     for name, fn in unary.items():
         yield Case(f"unary_{name}", lambda x, fn=fn: fn(x), {"x": r(5, 7)}, {"op": name})
@@ -47,5 +48,10 @@ def cases():
     yield Case("view_permute_reshape", lambda x: x.permute(2, 0, 1).reshape(4, 6) * 2.0, {"x": x})
     yield Case("view_slice_expand",
                lambda x: x[:, 1:3, ::2].unsqueeze(0).expand(2, 2, 2, 2).sum(0), {"x": x})
+    yield Case("view_select_narrow_squeeze",
+               lambda x: x.transpose(0, 2).select(1, 2).narrow(0, 1, 2).unsqueeze(1).squeeze(1)
+               .flatten().clone() * 3.0, {"x": x})
+    yield Case("masked_fill", lambda x, m: x.masked_fill(m, -2.0),
+               {"x": r(3, 4), "m": torch.rand(3, 4) > 0.5})
     yield Case("where_mask", lambda c, a, b: torch.where(c, a, b),
                {"c": torch.rand(3, 4) > 0.5, "a": r(3, 4), "b": r(4)})

@@ -30,7 +30,8 @@ TEST(ParityCore, Unary) {
       {"gelu_tanh", [](const Tensor& x) { return gelu(x, true); }},
       {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }},
       {"clamp", [](const Tensor& x) { return clamp(x, -0.5, 0.7); }},
-      {"pow_scalar", [](const Tensor& x) { return pow(x, 2.5); }}};
+      {"pow_scalar", [](const Tensor& x) { return pow(x, 2.5); }},
+      {"sign", sign}};
   for (const ParityCase* c : parity_cases("core", "unary_")) {
     auto fn = ops.at(c->attr("op"));
     EXPECT_PARITY(c, [&](const ParityCase& c) { return std::vector<Tensor>{fn(c.in("x"))}; });
@@ -49,8 +50,13 @@ TEST(ParityCore, ReductionsAndViews) {
       {"reduce_cumsum_1", [](const Tensor& x) { return cumsum(x, 1); }},
       {"view_permute_reshape",
        [](const Tensor& x) { return x.permute({2, 0, 1}).reshape({4, 6}) * 2.0; }},
-      {"view_slice_expand", [](const Tensor& x) {
+      {"view_slice_expand",
+       [](const Tensor& x) {
          return sum(x.slice(1, 1, 3).slice(2, 0, 4, 2).unsqueeze(0).expand({2, 2, 2, 2}), {0});
+       }},
+      {"view_select_narrow_squeeze", [](const Tensor& x) {
+         return x.transpose(0, 2).select(1, 2).narrow(0, 1, 2).unsqueeze(1).squeeze(1).flatten()
+                    .clone() * 3.0;
        }}};
   int n = 0;
   for (const auto& [name, fn] : ops) {
@@ -60,6 +66,13 @@ TEST(ParityCore, ReductionsAndViews) {
     }
   }
   EXPECT_EQ(n, static_cast<int>(ops.size()));
+}
+
+TEST(ParityCore, MaskedFill) {
+  for (const ParityCase* c : parity_cases("core", "masked_fill"))
+    EXPECT_PARITY(c, [](const ParityCase& c) {
+      return std::vector<Tensor>{masked_fill(c.in("x"), c.in("m"), -2.0)};
+    });
 }
 
 TEST(ParityCore, Where) {
