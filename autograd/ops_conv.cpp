@@ -8,6 +8,7 @@
 
 #include "autograd/conv.h"
 #include "autograd/function.h"
+#include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "kernels/conv.h"
 #include "kernels/pool.h"
@@ -15,6 +16,7 @@
 namespace iris {
 
 using autograd::BackwardCtx;
+using autograd::dense;
 using autograd::Saved;
 using kernels::Conv2dParams;
 using kernels::Pool2dParams;
@@ -22,13 +24,6 @@ using kernels::Pool2dParams;
 namespace {
 
 std::string pair_str(std::array<int64_t, 2> v) { return detail::cat("(", v[0], ", ", v[1], ")"); }
-
-// The dense form of t, copied without being recorded (the op records against t itself).
-Tensor dense(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  NoGradGuard no_grad;
-  return t.contiguous();
-}
 
 void check_same_kind(const char* op, const Tensor& a, const char* a_name, const Tensor& b,
                      const char* b_name) {
@@ -91,6 +86,27 @@ Conv2dParams conv_params(const Tensor& input, const Tensor& weight, const Tensor
   return {stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], groups};
 }
 
+// {dinp, dweight, dbias}, each only where needed; x and w are the dense operands.
+std::vector<Tensor> conv2d_grads(const BackwardCtx& c, const Saved& x, const Saved& w,
+                                 const Shape& x_shape, const Shape& w_shape,
+                                 const Conv2dParams& p) {
+  const Tensor dout = c.grad().contiguous();
+  const Device dev = dout.device();
+  std::vector<Tensor> grads(3);
+  if (c.need(0)) {
+    grads[0] = Tensor::empty(x_shape, dout.dtype(), dev);
+    kernels::conv2d_backward_data_table().get(dev)(dout, w.get(), p, grads[0]);
+  }
+  if (c.need(1)) {
+    grads[1] = Tensor::empty(w_shape, dout.dtype(), dev);
+    if (c.need(2)) grads[2] = Tensor::empty({w_shape[0]}, dout.dtype(), dev);
+    kernels::conv2d_backward_weight_table().get(dev)(dout, x.get(), p, grads[1], grads[2]);
+  } else if (c.need(2)) {
+    grads[2] = sum(dout, {0, 2, 3});
+  }
+  return grads;
+}
+
 Tensor conv2d_batched(const Tensor& input, const Tensor& weight, const Tensor& bias,
                       const Conv2dParams& p) {
   const int64_t OH =
@@ -105,29 +121,11 @@ Tensor conv2d_batched(const Tensor& input, const Tensor& weight, const Tensor& b
   kernels::conv2d_forward_table().get(x.device())(x, w, b, p, out);
   if (autograd::any_requires_grad({&input, &weight, &bias})) {
     // Each operand is needed only for the other's gradient.
-    autograd::record("conv2d", {input, weight, bias}, {out},
-                     [X = Saved(weight.requires_grad() ? x : Tensor()),
-                      Wt = Saved(input.requires_grad() ? w : Tensor()), x_shape = x.shape(),
-                      w_shape = w.shape(), p](const BackwardCtx& c) {
-                       const Tensor dout = c.grad().contiguous();
-                       std::vector<Tensor> grads(3);
-                       if (c.need(0)) {
-                         const Tensor& w = Wt.get();
-                         grads[0] = Tensor::empty(x_shape, dout.dtype(), dout.device());
-                         kernels::conv2d_backward_data_table().get(dout.device())(dout, w, p,
-                                                                                  grads[0]);
-                       }
-                       if (c.need(1)) {
-                         grads[1] = Tensor::empty(w_shape, dout.dtype(), dout.device());
-                         if (c.need(2))
-                           grads[2] = Tensor::empty({w_shape[0]}, dout.dtype(), dout.device());
-                         kernels::conv2d_backward_weight_table().get(dout.device())(
-                             dout, X.get(), p, grads[1], grads[2]);
-                       } else if (c.need(2)) {
-                         grads[2] = sum(dout, {0, 2, 3});
-                       }
-                       return grads;
-                     });
+    autograd::record(
+        "conv2d", {input, weight, bias}, {out},
+        [X = Saved(weight.requires_grad() ? x : Tensor()),
+         Wt = Saved(input.requires_grad() ? w : Tensor()), x_shape = x.shape(), w_shape = w.shape(),
+         p](const BackwardCtx& c) { return conv2d_grads(c, X, Wt, x_shape, w_shape, p); });
   }
   return out;
 }

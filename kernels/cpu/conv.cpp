@@ -28,12 +28,17 @@ namespace iris::cpu {
 namespace {
 
 struct ConvTraits {
-  // Column matrix (and output scratch) per thread: two of them stay within a 2 MiB L2.
-  static constexpr int64_t kColumnBytes = int64_t(1) << 22;
+  // Column matrix (and output scratch) per thread, within a 2 MiB L2: of 256 KiB .. 4 MiB,
+  // 1 MiB ran the cnn-rnn layers fastest (bench_conv, all three passes).
+  static constexpr int64_t kColumnBytes = int64_t(1) << 20;
   // im2col / col2im work per parallel chunk when the GEMM, not the batch, is threaded.
   static constexpr int64_t kCopyGrain = int64_t(1) << 14;
+  // Threads take images only when each gets this many output columns (or a full tile);
+  // below that the per-thread GEMMs are too narrow and the weights are packed too often.
+  static constexpr int64_t kMinColumnsPerThread = 512;
 };
-static_assert(ConvTraits::kColumnBytes >= 64 * 1024 && ConvTraits::kCopyGrain > 0);
+static_assert(ConvTraits::kColumnBytes >= 64 * 1024 && ConvTraits::kCopyGrain > 0 &&
+              ConvTraits::kMinColumnsPerThread > 0);
 
 struct ValidCols {
   int64_t lo, hi, offset;
@@ -92,14 +97,18 @@ struct Part {
   int64_t n0, n1, g0, g1;
 };
 
-// Splits the work over images when the batch allows, else over groups, else not at all.
+// Splits the work over images when the batch allows, else over groups, else not at all
+// (then the GEMM and the column copies thread themselves).
 struct Partition {
   enum Kind { kImages, kGroups, kSerial } kind;
   int64_t count;
 
-  explicit Partition(const Geometry& g) {
+  Partition(const Geometry& g, int64_t tile_rows) {
     const int64_t nt = iris::num_threads();
-    if (nt > 1 && g.N >= nt) {
+    const int64_t columns_per_thread = g.N / std::max<int64_t>(nt, 1) * g.P;
+    const bool wide_enough =
+        columns_per_thread >= std::min(tile_rows * g.OW, ConvTraits::kMinColumnsPerThread);
+    if (nt > 1 && g.N >= nt && wide_enough) {
       kind = kImages, count = nt;
     } else if (nt > 1 && g.G >= nt) {
       kind = kGroups, count = nt;
@@ -316,7 +325,7 @@ void forward_typed(const Tensor& input, const Tensor& weight, const Tensor& bias
   const T* b = bias.defined() ? bias.data<T>() : nullptr;
   T* y = out.data<T>();
   const int64_t rows = rows_per_tile<T>(g);
-  Partition(g).run(g, [&](int64_t, const Part& part) {
+  Partition(g, rows).run(g, [&](int64_t, const Part& part) {
     T* col = scratch<T>(0, g.K * rows * g.OW);
     T* tmp = scratch<T>(1, g.Cout_g * rows * g.OW);
     for_each_tile(g, part, rows, [&](const Tile& t) {
@@ -350,7 +359,7 @@ void backward_data_typed(const Tensor& dout, const Tensor& weight, const kernels
   const T* w = weight.data<T>();
   T* dx = dinp.data<T>();
   const int64_t rows = rows_per_tile<T>(g);
-  Partition(g).run(g, [&](int64_t, const Part& part) {
+  Partition(g, rows).run(g, [&](int64_t, const Part& part) {
     // Zero this part's slice of dinp (col2im accumulates into it).
     const int64_t plane = g.H * g.W;
     for (int64_t n = part.n0; n < part.n1; ++n)
@@ -400,7 +409,7 @@ void backward_weight_typed(const Tensor& dout, const Tensor& input, const kernel
   const T* x = input.data<T>();
   T* dw = dweight.data<T>();
   const int64_t rows = rows_per_tile<T>(g);
-  const Partition parts(g);
+  const Partition parts(g, rows);
   // Splitting images makes each thread sum its own dweight; the partials add in part order.
   const int64_t wsize = g.Cout * g.K;
   const bool split_images = parts.kind == Partition::kImages && parts.count > 1;
