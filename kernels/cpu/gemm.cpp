@@ -65,15 +65,20 @@ void transpose_pack_scalar(const T* src, int64_t lane_stride, int64_t lanes, int
   }
 }
 
-// Cache blocking, sized for the development Xeon (48 KiB L1d, 2 MiB L2 per core): the
-// KC x NR panel of B stays in L1 while MR-row panels of the MC x KC block of A stream from
-// L2; the KC x NC block of B lives in L2/L3. Figures in bench/README.md.
+// Per-core caches of the development Xeon; the blockings below are sized for them (the
+// measurements behind the choices are in bench/README.md).
+constexpr int64_t kL1DataBytes = 48 * 1024;
+constexpr int64_t kL2Bytes = 2048 * 1024;
+
+// The KC x NR panel of B stays in L1 (with room left for the streaming A panel and the C
+// tile) while the MR-row panels of the MC x KC block of A stream from L2 (half of it: the
+// KC x NC block of B passes through L2 too, from L3).
 template <class Traits>
 constexpr bool blocking_is_valid() {
-  using T = typename Traits::Scalar;
+  constexpr int64_t bytes = sizeof(typename Traits::Scalar);
   return Traits::kMC % Traits::kMR == 0 && Traits::kNC % Traits::kNR == 0 &&
-         Traits::kKC * Traits::kNR * int64_t(sizeof(T)) <= 36 * 1024 &&
-         Traits::kMC * Traits::kKC * int64_t(sizeof(T)) <= 1024 * 1024;
+         Traits::kKC * Traits::kNR * bytes <= kL1DataBytes * 3 / 4 &&
+         Traits::kMC * Traits::kKC * bytes <= kL2Bytes / 2;
 }
 
 struct Avx512F32Traits {
@@ -101,7 +106,8 @@ struct Avx2F32Traits {
 };
 static_assert(blocking_is_valid<Avx2F32Traits>());
 
-// 4 x 8 accumulators fill the 16 SSE registers of the baseline x86-64 target.
+// 4 x 8 accumulators: 8 of the 16 SSE registers of baseline x86-64 in fp32, all 16 in fp64
+// (whose speed is not a goal: it serves gradient checks).
 template <class T>
 struct GenericTraits {
   using Scalar = T;
@@ -116,8 +122,9 @@ struct GenericTraits {
 static_assert(blocking_is_valid<GenericTraits<float>>());
 static_assert(blocking_is_valid<GenericTraits<double>>());
 
-// Below this many flops per thread, waking another thread costs more than it saves.
-constexpr int64_t kMinFlopsPerThread = int64_t(1) << 22;
+// Below this many flops per thread, waking another thread costs more than it saves: a pool
+// dispatch costs ~35 us here, the time of ~6 MFLOP on one core (bench/README.md).
+constexpr int64_t kMinFlopsPerThread = int64_t(1) << 23;
 constexpr size_t kPackAlignment = 64;
 
 // Grows, never shrinks: one per thread and operand, so packing never allocates in steady
@@ -266,9 +273,10 @@ template <class Traits>
 void gemm_threaded(const Problem<typename Traits::Scalar>& p, int max_threads) {
   constexpr int64_t MR = Traits::kMR, NR = Traits::kNR;
   const int64_t m_panels = (p.M + MR - 1) / MR, n_panels = (p.N + NR - 1) / NR;
-  const int64_t flops = 2 * p.M * p.N * p.K;
-  int64_t threads =
-      std::min<int64_t>(max_threads, std::max<int64_t>(1, flops / kMinFlopsPerThread));
+  // In double: 2*M*N*K may not fit int64 for extreme shapes.
+  const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
+  int64_t threads = std::max<int64_t>(
+      1, int64_t(std::min<double>(max_threads, flops / double(kMinFlopsPerThread))));
   threads = std::min(threads, m_panels * n_panels);
   if (threads <= 1) {
     gemm_serial<Traits>(p);
@@ -427,10 +435,10 @@ void gemm_batched_impl(int64_t batch, bool trans_a, bool trans_b, int64_t M, int
   // Small products or a batch that divides evenly: one thread per run of products, each
   // product single-threaded. Otherwise products in turn, each using every thread.
   const int threads = iris::num_threads();
-  const int64_t flops = 2 * M * N * K;
+  const double flops = 2.0 * double(M) * double(N) * double(K);
   const bool over_batch = threads > 1 && batch > 1 &&
                           (batch % threads == 0 || batch >= 4 * threads ||
-                           flops < int64_t(threads) * 8 * kMinFlopsPerThread);
+                           flops < double(threads) * 8.0 * double(kMinFlopsPerThread));
   if (!over_batch) {
     for (int64_t b = 0; b < batch; ++b) run_checked(product(b), threads);
     return;

@@ -166,8 +166,9 @@ TEST_P(GemmPath, Fp32AllTransposesShapesAndScales) {
 TEST_P(GemmPath, Fp64AllTransposesShapesAndScales) { check_all_shapes<double>(false); }
 
 TEST_P(GemmPath, BatchedWithBroadcastOperands) {
-  // Small products (parallel over the batch) and large ones (parallel inside each product).
-  for (const Shape s : {Shape{33, 65, 17}, Shape{320, 256, 512}}) {
+  // Small products (parallel over the batch) and, at 2 threads, products large enough
+  // (> 134 MFLOP) to be parallel inside each product.
+  for (const Shape s : {Shape{33, 65, 17}, Shape{416, 320, 520}}) {
     for (const auto& [bcast_a, bcast_b] : {std::pair{false, false}, {true, false}, {false, true}}) {
       const int64_t batch = 3;
       const Operands o = make_operands(false, true, s, 1);
