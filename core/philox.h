@@ -5,11 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define IRIS_HD __host__ __device__ __forceinline__
-#else
-#define IRIS_HD inline
-#endif
+#include "core/hd.h"
 
 namespace iris::philox {
 

@@ -16,8 +16,9 @@ class KernelTable {
   void set(DeviceType t, Fn* fn) { fns_[static_cast<int>(t)] = fn; }
   Fn* get(Device d) const {
     Fn* fn = fns_[static_cast<int>(d.type)];
-    IRIS_CHECK(fn, name_, ": no kernel registered for device ", d.str(),
-               d.is_cuda() ? " (iris was built without the CUDA backend)" : "");
+    IRIS_CHECK(fn, name_, ": no kernel for device ", d.str(),
+               d.is_cuda() ? " (this op has no CUDA kernel yet, or iris was built without CUDA)"
+                           : "");
     return fn;
   }
 

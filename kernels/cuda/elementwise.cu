@@ -1,0 +1,317 @@
+// CUDA elementwise kernels: one grid-stride kernel per kind (unary, its derivative,
+// binary, compare, where, copy, fill, Philox random) over N-d strided operands.
+// The math is kernels/elementwise_math.h, shared with the CPU backend.
+#include <cstdint>
+
+#include "core/philox.h"
+#include "core/tensor.h"
+#include "kernels/elementwise.h"
+#include "kernels/elementwise_math.h"
+#include "kernels/emu/cuda_compat.h"
+
+namespace iris::IRIS_KERNEL_NS {
+namespace {
+
+using kernels::BinaryOp;
+using kernels::CompareOp;
+using kernels::UnaryOp;
+using kernels::UnaryParams;
+
+struct LaunchTraits {
+  static constexpr int kThreads = 256;
+  static constexpr int64_t kMaxBlocks = 4096;  // grid-stride beyond this
+  static constexpr int kMaxDims = 8;
+  static_assert(kThreads % 32 == 0);
+};
+
+// Operand k's element offset for linear index i: dims innermost last, coalesced.
+template <int N>
+struct Geometry {
+  int ndim = 0;
+  int64_t sizes[LaunchTraits::kMaxDims];
+  int64_t strides[N][LaunchTraits::kMaxDims];
+
+  IRIS_HD void offsets(int64_t i, int64_t (&off)[N]) const {
+    for (int k = 0; k < N; ++k) off[k] = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+      const int64_t idx = i % sizes[d];
+      i /= sizes[d];
+      for (int k = 0; k < N; ++k) off[k] += idx * strides[k][d];
+    }
+  }
+};
+
+template <int N>
+Geometry<N> make_geometry(const Shape& shape, const Tensor* const (&ops)[N]) {
+  Geometry<N> g;
+  int64_t sizes[16], strides[N][16];
+  int nd = 0;
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {  // innermost first
+    if (shape[d] == 1) continue;
+    bool merge = nd > 0;
+    for (int k = 0; merge && k < N; ++k)
+      merge = strides[k][nd - 1] * sizes[nd - 1] == ops[k]->stride(d);
+    if (merge) {
+      sizes[nd - 1] *= shape[d];
+      continue;
+    }
+    sizes[nd] = shape[d];
+    for (int k = 0; k < N; ++k) strides[k][nd] = ops[k]->stride(d);
+    ++nd;
+  }
+  IRIS_CHECK(nd <= LaunchTraits::kMaxDims, "cuda elementwise: more than ",
+             LaunchTraits::kMaxDims, " non-mergeable dims in ", shape_str(shape));
+  g.ndim = nd;
+  for (int d = 0; d < nd; ++d) {  // store outermost first
+    g.sizes[d] = sizes[nd - 1 - d];
+    for (int k = 0; k < N; ++k) g.strides[k][d] = strides[k][nd - 1 - d];
+  }
+  return g;
+}
+
+dim3 grid_for(int64_t n) {
+  const int64_t blocks = (n + LaunchTraits::kThreads - 1) / LaunchTraits::kThreads;
+  return dim3(static_cast<unsigned>(blocks < LaunchTraits::kMaxBlocks ? blocks
+                                                                      : LaunchTraits::kMaxBlocks));
+}
+
+#define IRIS_GRID_STRIDE(i, n)                                                         \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+template <class T>
+__global__ void unary_kernel(UnaryOp op, UnaryParams p, int64_t n, Geometry<2> g, T* out,
+                             const T* x) {
+  IRIS_GRID_STRIDE(i, n) {
+    int64_t off[2];
+    g.offsets(i, off);
+    out[off[0]] = kernels::unary_value<T>(op, p, x[off[1]]);
+  }
+}
+
+template <class T>
+__global__ void unary_backward_kernel(UnaryOp op, UnaryParams p, int64_t n, Geometry<4> g, T* dx,
+                                      const T* x, const T* y, const T* dy) {
+  IRIS_GRID_STRIDE(i, n) {
+    int64_t off[4];
+    g.offsets(i, off);
+    dx[off[0]] = dy[off[3]] * kernels::unary_derivative<T>(op, p, x[off[1]], y[off[2]]);
+  }
+}
+
+template <class T>
+IRIS_HD T binary_value(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::add: return a + b;
+    case BinaryOp::sub: return a - b;
+    case BinaryOp::mul: return a * b;
+    case BinaryOp::div: return a / b;
+    case BinaryOp::pow:
+      if constexpr (std::is_floating_point_v<T>) return std::pow(a, b);
+      else return static_cast<T>(std::pow(static_cast<double>(a), static_cast<double>(b)));
+    case BinaryOp::maximum: return a != a ? a : (a > b ? a : b);
+    case BinaryOp::minimum: return a != a ? a : (a < b ? a : b);
+  }
+  return a;
+}
+
+template <class T>
+__global__ void binary_kernel(BinaryOp op, int64_t n, Geometry<3> g, T* out, const T* a,
+                              const T* b) {
+  IRIS_GRID_STRIDE(i, n) {
+    int64_t off[3];
+    g.offsets(i, off);
+    out[off[0]] = binary_value<T>(op, a[off[1]], b[off[2]]);
+  }
+}
+
+template <class T>
+__global__ void compare_kernel(CompareOp op, int64_t n, Geometry<3> g, uint8_t* out, const T* a,
+                               const T* b) {
+  IRIS_GRID_STRIDE(i, n) {
+    int64_t off[3];
+    g.offsets(i, off);
+    const T u = a[off[1]], v = b[off[2]];
+    bool r = false;
+    switch (op) {
+      case CompareOp::eq: r = u == v; break;
+      case CompareOp::ne: r = u != v; break;
+      case CompareOp::lt: r = u < v; break;
+      case CompareOp::le: r = u <= v; break;
+      case CompareOp::gt: r = u > v; break;
+      case CompareOp::ge: r = u >= v; break;
+    }
+    out[off[0]] = r ? 1 : 0;
+  }
+}
+
+template <class T>
+__global__ void where_kernel(int64_t n, Geometry<4> g, T* out, const uint8_t* cond, const T* a,
+                             const T* b) {
+  IRIS_GRID_STRIDE(i, n) {
+    int64_t off[4];
+    g.offsets(i, off);
+    out[off[0]] = cond[off[1]] ? a[off[2]] : b[off[3]];
+  }
+}
+
+template <class TD, class TS>
+__global__ void copy_kernel(int64_t n, Geometry<2> g, TD* dst, const TS* src, bool to_bool) {
+  IRIS_GRID_STRIDE(i, n) {
+    int64_t off[2];
+    g.offsets(i, off);
+    const TS v = src[off[1]];
+    dst[off[0]] = to_bool ? static_cast<TD>(v != TS(0)) : static_cast<TD>(v);
+  }
+}
+
+template <class T>
+__global__ void fill_kernel(int64_t n, Geometry<1> g, T* dst, T value) {
+  IRIS_GRID_STRIDE(i, n) {
+    int64_t off[1];
+    g.offsets(i, off);
+    dst[off[0]] = value;
+  }
+}
+
+// Element i of a dense destination is Philox (seed, offset + i), as on the CPU.
+template <class T>
+__global__ void random_kernel(bool normal, int64_t n, T* dst, double a, double scale,
+                              uint64_t seed, uint64_t offset) {
+  IRIS_GRID_STRIDE(i, n) {
+    const uint64_t k = offset + static_cast<uint64_t>(i);
+    const double r = normal ? philox::normal(seed, k) : philox::uniform(seed, k);
+    dst[i] = static_cast<T>(a + scale * r);
+  }
+}
+
+// Runs fn.template operator()<T>() for the dtypes the CUDA elementwise kernels compute in.
+template <class Fn>
+void dispatch(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::f32: return fn.template operator()<float>();
+    case DType::f64: return fn.template operator()<double>();
+    case DType::i32: return fn.template operator()<int32_t>();
+    case DType::i64: return fn.template operator()<int64_t>();
+    case DType::u8: case DType::b8: return fn.template operator()<uint8_t>();
+    default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda");
+  }
+}
+
+template <class Fn>
+void dispatch_float(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::f32: return fn.template operator()<float>();
+    case DType::f64: return fn.template operator()<double>();
+    default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda (float32/float64)");
+  }
+}
+
+void unary_cuda(UnaryOp op, const UnaryParams& p, const Tensor& x, const Tensor& out) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_float(x.dtype(), kernels::unary_name(op), [&]<class T>() {
+    const Tensor* ops[2] = {&out, &x};
+    IRIS_LAUNCH(unary_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, op, p, n,
+                make_geometry(out.shape(), ops), static_cast<T*>(out.raw_data()),
+                static_cast<const T*>(x.raw_data()));
+  });
+}
+
+void unary_backward_cuda(UnaryOp op, const UnaryParams& p, const Tensor& x, const Tensor& y,
+                         const Tensor& dy, const Tensor& dx) {
+  const int64_t n = dx.numel();
+  if (n == 0) return;
+  dispatch_float(dx.dtype(), kernels::unary_name(op), [&]<class T>() {
+    const Tensor* ops[4] = {&dx, &x, &y, &dy};
+    IRIS_LAUNCH(unary_backward_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr,
+                op, p, n, make_geometry(dx.shape(), ops), static_cast<T*>(dx.raw_data()),
+                static_cast<const T*>(x.raw_data()), static_cast<const T*>(y.raw_data()),
+                static_cast<const T*>(dy.raw_data()));
+  });
+}
+
+void binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch(out.dtype(), "binary", [&]<class T>() {
+    const Tensor* ops[3] = {&out, &a, &b};
+    IRIS_LAUNCH(binary_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, op, n,
+                make_geometry(out.shape(), ops), static_cast<T*>(out.raw_data()),
+                static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()));
+  });
+}
+
+void compare_cuda(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch(a.dtype(), "compare", [&]<class T>() {
+    const Tensor* ops[3] = {&out, &a, &b};
+    IRIS_LAUNCH(compare_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, op, n,
+                make_geometry(out.shape(), ops), static_cast<uint8_t*>(out.raw_data()),
+                static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()));
+  });
+}
+
+void where_cuda(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch(out.dtype(), "where", [&]<class T>() {
+    const Tensor* ops[4] = {&out, &cond, &a, &b};
+    IRIS_LAUNCH(where_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, n,
+                make_geometry(out.shape(), ops), static_cast<T*>(out.raw_data()),
+                static_cast<const uint8_t*>(cond.raw_data()), static_cast<const T*>(a.raw_data()),
+                static_cast<const T*>(b.raw_data()));
+  });
+}
+
+void copy_cuda(const Tensor& src, const Tensor& dst) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  const bool to_bool = dst.dtype() == DType::b8 && src.dtype() != DType::b8;
+  dispatch(dst.dtype(), "copy", [&]<class TD>() {
+    dispatch(src.dtype(), "copy", [&]<class TS>() {
+      const Tensor* ops[2] = {&dst, &src};
+      IRIS_LAUNCH((copy_kernel<TD, TS>), grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr,
+                  n, make_geometry(dst.shape(), ops), static_cast<TD*>(dst.raw_data()),
+                  static_cast<const TS*>(src.raw_data()), to_bool);
+    });
+  });
+}
+
+void fill_cuda(const Tensor& dst, double value) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  dispatch(dst.dtype(), "fill", [&]<class T>() {
+    const Tensor* ops[1] = {&dst};
+    const T v = dst.dtype() == DType::b8 ? T(value != 0) : static_cast<T>(value);
+    IRIS_LAUNCH(fill_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, n,
+                make_geometry(dst.shape(), ops), static_cast<T*>(dst.raw_data()), v);
+  });
+}
+
+void random_cuda(kernels::RandomKind kind, const Tensor& dst, double a, double scale,
+                 uint64_t seed, uint64_t offset) {
+  IRIS_CHECK(dst.is_contiguous(), "random: destination must be contiguous, got strides ",
+             shape_str(dst.strides()));
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  dispatch_float(dst.dtype(), "random", [&]<class T>() {
+    IRIS_LAUNCH(random_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr,
+                kind == kernels::RandomKind::normal, n, static_cast<T*>(dst.raw_data()), a, scale,
+                seed, offset);
+  });
+}
+
+}  // namespace
+
+IRIS_REGISTER_KERNEL(unary, CUDA, unary_cuda);
+IRIS_REGISTER_KERNEL(unary_backward, CUDA, unary_backward_cuda);
+IRIS_REGISTER_KERNEL(binary, CUDA, binary_cuda);
+IRIS_REGISTER_KERNEL(compare, CUDA, compare_cuda);
+IRIS_REGISTER_KERNEL(where, CUDA, where_cuda);
+IRIS_REGISTER_KERNEL(copy, CUDA, copy_cuda);
+IRIS_REGISTER_KERNEL(fill, CUDA, fill_cuda);
+IRIS_REGISTER_KERNEL(random, CUDA, random_cuda);
+
+}  // namespace iris::IRIS_KERNEL_NS
