@@ -37,7 +37,7 @@ inline void microkernel(int64_t kc, const float* __restrict a, const float* __re
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   }
   // The C tile is read (or written) only after the k loop: start its cache misses now.
-  // Every 64-byte line of a row segment holds its first, a 16th or its last element.
+  // Elements 0, 16, ... and n - 1 of a row segment touch every 64-byte line it spans.
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (i >= m) break;
