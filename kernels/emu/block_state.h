@@ -46,6 +46,8 @@ struct PendingCopy {
 struct ThreadState {
   boost::context::fiber fiber;  // this thread, while it is suspended
   boost::context::fiber sink;   // the block scheduler, while this thread runs
+  boost::context::stack_context stack{};
+  void* asan_fake_stack = nullptr;
   uint3 tid{};
   uint32_t linear = 0, lane = 0, warp = 0;
   ThreadWait wait = ThreadWait::Ready;
@@ -108,6 +110,9 @@ struct BlockState {
   uint32_t exited = 0;
   uint64_t rng_state = 0;
   bool race_check = true;
+  bool aborting = false;                     // tearing down after an error: every wait throws
+  const void* sched_stack_bottom = nullptr;  // the worker's own stack (AddressSanitizer)
+  size_t sched_stack_size = 0;
   uint32_t epoch = 0;   // current barrier interval (unique per worker)
   uint32_t serial = 0;  // this block (unique per worker)
   Site interval_start;  // the barrier that opened the current interval (empty: kernel start)

@@ -93,10 +93,10 @@ void set_config(const Config& c) {
 
 void* malloc(size_t bytes) {
   if (bytes == 0) return nullptr;
-  const size_t rounded = (bytes + kDeviceAlign - 1) / kDeviceAlign * kDeviceAlign;
-  void* p = ::operator new(rounded, std::align_val_t(kDeviceAlign), std::nothrow);
+  // Exactly `bytes`, so that AddressSanitizer builds catch a kernel reading past the end.
+  void* p = ::operator new(bytes, std::align_val_t(kDeviceAlign), std::nothrow);
   IRIS_CHECK(p != nullptr, "emu::malloc: out of memory allocating ", bytes, " bytes");
-  std::memset(p, detail::EmuTraits::kPoison, rounded);
+  std::memset(p, detail::EmuTraits::kPoison, bytes);
   Registry& r = registry();
   std::lock_guard<std::mutex> lk(r.mu);
   r.allocs[reinterpret_cast<uintptr_t>(p)] = bytes;

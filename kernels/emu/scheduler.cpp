@@ -16,8 +16,32 @@
 #include "kernels/emu/builtins.h"
 #include "kernels/emu/stack_pool.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace iris::emu::detail {
 namespace {
+
+// AddressSanitizer must be told about every stack switch, or it mistakes the
+// fiber stacks for a corrupted thread stack (no-ops in other builds).
+void asan_start_switch(void** fake_stack, const void* bottom, size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(fake_stack, bottom, size);
+#else
+  (void)fake_stack, (void)bottom, (void)size;
+#endif
+}
+void asan_finish_switch(void* fake_stack, const void** old_bottom, size_t* old_size) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(fake_stack, old_bottom, old_size);
+#else
+  (void)fake_stack, (void)old_bottom, (void)old_size;
+#endif
+}
+
+// Thrown inside a fiber whose block is being torn down after an error elsewhere.
+struct BlockAborted {};
 
 struct Worker {
   StackPool stacks;
@@ -93,7 +117,25 @@ std::string describe_wait(const ThreadState& t) {
   return "?";
 }
 
-void suspend(ThreadState& t) { t.sink = std::move(t.sink).resume(); }
+// Fiber side: back to the scheduler until it resumes this thread.
+void suspend(ThreadState& t) {
+  BlockState& b = *t_block;
+  asan_start_switch(&t.asan_fake_stack, b.sched_stack_bottom, b.sched_stack_size);
+  t.sink = std::move(t.sink).resume();
+  asan_finish_switch(t.asan_fake_stack, &b.sched_stack_bottom, &b.sched_stack_size);
+  if (b.aborting) throw BlockAborted{};
+}
+
+// Scheduler side: run thread t until it waits or ends.
+void resume(ThreadState& t) {
+  void* fake_stack = nullptr;
+  t_thread = &t;
+  ::threadIdx = t.tid;
+  asan_start_switch(&fake_stack, static_cast<char*>(t.stack.sp) - t.stack.size, t.stack.size);
+  t.fiber = std::move(t.fiber).resume();
+  asan_finish_switch(fake_stack, nullptr, nullptr);
+  t_thread = nullptr;
+}
 
 void make_ready(BlockState& b, ThreadState& t) {
   t.wait = ThreadWait::Ready;
@@ -303,27 +345,36 @@ void after_yield(BlockState& b, ThreadState& t) {
   fail_for_block(b, os.str());
 }
 
-void thread_main(BlockState& b, ThreadState& t) {
-  try {
-    b.call->invoke(b.call->packed);
-  } catch (const boost::context::detail::forced_unwind&) {
-    throw;  // the block is being torn down after an error elsewhere
-  } catch (...) {
-    t.error = std::current_exception();
+// The body of every fiber.
+boost::context::fiber fiber_main(BlockState& b, ThreadState& t, boost::context::fiber&& sink) {
+  t.sink = std::move(sink);
+  asan_finish_switch(nullptr, &b.sched_stack_bottom, &b.sched_stack_size);
+  if (!b.aborting) {
+    try {
+      b.call->invoke(b.call->packed);
+    } catch (const BlockAborted&) {
+      // torn down after an error in another thread: just end
+    } catch (const boost::context::detail::forced_unwind&) {
+      throw;
+    } catch (...) {
+      t.error = std::current_exception();
+    }
   }
   t.wait = ThreadWait::Exited;
+  asan_start_switch(nullptr, b.sched_stack_bottom, b.sched_stack_size);  // this stack dies
+  return std::move(t.sink);
 }
 
-// Tears down every fiber still suspended (after an error): unwinds its stack.
+// After an error, every fiber still suspended is resumed once with the block
+// marked aborting: its pending wait throws BlockAborted and the fiber ends.
 struct FiberCleanup {
   BlockState& b;
   ~FiberCleanup() {
+    b.aborting = true;
     for (ThreadState& t : b.threads) {
-      if (!t.fiber) continue;
-      t_thread = &t;
-      t.fiber = boost::context::fiber{};
-      t_thread = nullptr;
+      if (t.fiber) resume(t);
     }
+    b.aborting = false;
     t_block = nullptr;
   }
 };
@@ -458,12 +509,9 @@ void run_block(const KernelCall& call, uint3 block_idx, dim3 grid, dim3 block, s
   FiberCleanup cleanup{b};
   arena_begin_block(b);
   for (ThreadState& t : b.threads) {
-    t.fiber = boost::context::fiber(std::allocator_arg, PooledStack(&w.stacks, cfg.stack_bytes),
-                                    [&b, &t](boost::context::fiber&& sink) {
-                                      t.sink = std::move(sink);
-                                      thread_main(b, t);
-                                      return std::move(t.sink);
-                                    });
+    t.fiber = boost::context::fiber(
+        std::allocator_arg, PooledStack(&w.stacks, cfg.stack_bytes, &t.stack),
+        [&b, &t](boost::context::fiber&& sink) { return fiber_main(b, t, std::move(sink)); });
     make_ready(b, t);
   }
   for (;;) {
@@ -473,10 +521,7 @@ void run_block(const KernelCall& call, uint3 block_idx, dim3 grid, dim3 block, s
       b.ready[k] = b.ready.back();
       b.ready.pop_back();
       t.wait = ThreadWait::Running;
-      t_thread = &t;
-      ::threadIdx = t.tid;
-      t.fiber = std::move(t.fiber).resume();
-      t_thread = nullptr;
+      resume(t);
       if (t.error) std::rethrow_exception(t.error);
       after_yield(b, t);
     }

@@ -24,16 +24,19 @@ class StackPool {
   std::vector<boost::context::stack_context> free_;
 };
 
-// boost.context StackAllocator over a pool (the pool outlives the fibers).
+// boost.context StackAllocator over a pool (the pool outlives the fibers);
+// also tells the owner where the stack is (AddressSanitizer needs the bounds).
 class PooledStack {
  public:
-  PooledStack(StackPool* pool, size_t usable) : pool_(pool), usable_(usable) {}
-  boost::context::stack_context allocate() { return pool_->take(usable_); }
+  PooledStack(StackPool* pool, size_t usable, boost::context::stack_context* where)
+      : pool_(pool), usable_(usable), where_(where) {}
+  boost::context::stack_context allocate() { return *where_ = pool_->take(usable_); }
   void deallocate(boost::context::stack_context& sctx) { pool_->give_back(sctx); }
 
  private:
   StackPool* pool_;
   size_t usable_;
+  boost::context::stack_context* where_;
 };
 
 }  // namespace iris::emu::detail
