@@ -7,8 +7,8 @@
 //     "caption"}]}
 //   VQA JSONL, one object per question:
 //     {"image": "path", "question": "...", "answer": "..."}
-//     optional: "answers": ["...", ...] (several human answers; "answer" may then be left
-//     out), "type": "color" (the question type the accuracy is broken down by)
+//     optional: "answers": ["...", ...] (the human answers VQA accuracy counts; "answer"
+//     may then be left out), "type": "color" (the question type accuracy is broken down by)
 //
 // Relative image paths are resolved against the folder of the JSONL/JSON file. Blank lines
 // are ignored. A malformed line (bad JSON, a missing or mistyped field) throws iris::Error
@@ -31,7 +31,9 @@ struct CaptionRecord {
 struct VqaRecord {
   std::string image;
   std::string question;
-  std::vector<std::string> answers;  // >= 1; answers[0] is "answer" when given
+  std::string answer;                // the training target: "answer", else the most
+                                     // frequent of "answers" (the first on a tie)
+  std::vector<std::string> answers;  // for scoring: "answers" when given, else {answer}
   std::string type;                  // empty when the file has none
   std::string source;
 };
@@ -56,8 +58,7 @@ std::vector<CaptionRecord> read_coco_captions(const std::string& path,
                                               const ReadOptions& options = {},
                                               ReadReport* report = nullptr,
                                               bool keep_uncaptioned = false);
-// By content: a file whose first non-blank character opens a JSON object holding
-// "images" and "annotations" is COCO, anything else JSONL.
+// By extension: ".json" is COCO captions, anything else JSONL.
 std::vector<CaptionRecord> read_captions(const std::string& path, const ReadOptions& options = {},
                                          ReadReport* report = nullptr);
 std::vector<VqaRecord> read_vqa_jsonl(const std::string& path, const ReadOptions& options = {},

@@ -1,4 +1,6 @@
 // VQA accuracy (the VQA evaluation's vqaEval.py) and retrieval recall@K.
+#include "models/metrics.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -6,7 +8,6 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "models/metrics.h"
 #include "models/tokenizer.h"
 
 namespace iris::models {
@@ -16,49 +17,132 @@ namespace {
 // them).
 const std::unordered_map<std::string, std::string>& contractions() {
   static const std::unordered_map<std::string, std::string> kMap = {
-      {"aint", "ain't"}, {"arent", "aren't"}, {"cant", "can't"}, {"couldve", "could've"},
-      {"couldnt", "couldn't"}, {"couldn'tve", "couldn't've"}, {"couldnt've", "couldn't've"},
-      {"didnt", "didn't"}, {"doesnt", "doesn't"}, {"dont", "don't"}, {"hadnt", "hadn't"},
-      {"hadnt've", "hadn't've"}, {"hadn'tve", "hadn't've"}, {"hasnt", "hasn't"},
-      {"havent", "haven't"}, {"hed", "he'd"}, {"hed've", "he'd've"}, {"he'dve", "he'd've"},
-      {"hes", "he's"}, {"howd", "how'd"}, {"howll", "how'll"}, {"hows", "how's"},
-      {"Id've", "I'd've"}, {"I'dve", "I'd've"}, {"Im", "I'm"}, {"Ive", "I've"},
-      {"isnt", "isn't"}, {"itd", "it'd"}, {"itd've", "it'd've"}, {"it'dve", "it'd've"},
-      {"itll", "it'll"}, {"let's", "let's"}, {"maam", "ma'am"}, {"mightnt", "mightn't"},
-      {"mightnt've", "mightn't've"}, {"mightn'tve", "mightn't've"}, {"mightve", "might've"},
-      {"mustnt", "mustn't"}, {"mustve", "must've"}, {"neednt", "needn't"}, {"notve", "not've"},
-      {"oclock", "o'clock"}, {"oughtnt", "oughtn't"}, {"ow's'at", "'ow's'at"},
-      {"'ows'at", "'ow's'at"}, {"'ow'sat", "'ow's'at"}, {"shant", "shan't"},
-      {"shed've", "she'd've"}, {"she'dve", "she'd've"}, {"she's", "she's"},
-      {"shouldve", "should've"}, {"shouldnt", "shouldn't"}, {"shouldnt've", "shouldn't've"},
-      {"shouldn'tve", "shouldn't've"}, {"somebody'd", "somebodyd"},
-      {"somebodyd've", "somebody'd've"}, {"somebody'dve", "somebody'd've"},
-      {"somebodyll", "somebody'll"}, {"somebodys", "somebody's"}, {"someoned", "someone'd"},
-      {"someoned've", "someone'd've"}, {"someone'dve", "someone'd've"},
-      {"someonell", "someone'll"}, {"someones", "someone's"}, {"somethingd", "something'd"},
-      {"somethingd've", "something'd've"}, {"something'dve", "something'd've"},
-      {"somethingll", "something'll"}, {"thats", "that's"}, {"thered", "there'd"},
-      {"thered've", "there'd've"}, {"there'dve", "there'd've"}, {"therere", "there're"},
-      {"theres", "there's"}, {"theyd", "they'd"}, {"theyd've", "they'd've"},
-      {"they'dve", "they'd've"}, {"theyll", "they'll"}, {"theyre", "they're"},
-      {"theyve", "they've"}, {"twas", "'twas"}, {"wasnt", "wasn't"}, {"wed've", "we'd've"},
-      {"we'dve", "we'd've"}, {"weve", "we've"}, {"werent", "weren't"}, {"whatll", "what'll"},
-      {"whatre", "what're"}, {"whats", "what's"}, {"whatve", "what've"}, {"whens", "when's"},
-      {"whered", "where'd"}, {"wheres", "where's"}, {"whereve", "where've"}, {"whod", "who'd"},
-      {"whod've", "who'd've"}, {"who'dve", "who'd've"}, {"wholl", "who'll"}, {"whos", "who's"},
-      {"whove", "who've"}, {"whyll", "why'll"}, {"whyre", "why're"}, {"whys", "why's"},
-      {"wont", "won't"}, {"wouldve", "would've"}, {"wouldnt", "wouldn't"},
-      {"wouldnt've", "wouldn't've"}, {"wouldn'tve", "wouldn't've"}, {"yall", "y'all"},
-      {"yall'll", "y'all'll"}, {"y'allll", "y'all'll"}, {"yall'd've", "y'all'd've"},
-      {"y'alld've", "y'all'd've"}, {"y'all'dve", "y'all'd've"}, {"youd", "you'd"},
-      {"youd've", "you'd've"}, {"you'dve", "you'd've"}, {"youll", "you'll"},
-      {"youre", "you're"}, {"youve", "you've"}};
+      {"aint", "ain't"},
+      {"arent", "aren't"},
+      {"cant", "can't"},
+      {"couldve", "could've"},
+      {"couldnt", "couldn't"},
+      {"couldn'tve", "couldn't've"},
+      {"couldnt've", "couldn't've"},
+      {"didnt", "didn't"},
+      {"doesnt", "doesn't"},
+      {"dont", "don't"},
+      {"hadnt", "hadn't"},
+      {"hadnt've", "hadn't've"},
+      {"hadn'tve", "hadn't've"},
+      {"hasnt", "hasn't"},
+      {"havent", "haven't"},
+      {"hed", "he'd"},
+      {"hed've", "he'd've"},
+      {"he'dve", "he'd've"},
+      {"hes", "he's"},
+      {"howd", "how'd"},
+      {"howll", "how'll"},
+      {"hows", "how's"},
+      {"Id've", "I'd've"},
+      {"I'dve", "I'd've"},
+      {"Im", "I'm"},
+      {"Ive", "I've"},
+      {"isnt", "isn't"},
+      {"itd", "it'd"},
+      {"itd've", "it'd've"},
+      {"it'dve", "it'd've"},
+      {"itll", "it'll"},
+      {"let's", "let's"},
+      {"maam", "ma'am"},
+      {"mightnt", "mightn't"},
+      {"mightnt've", "mightn't've"},
+      {"mightn'tve", "mightn't've"},
+      {"mightve", "might've"},
+      {"mustnt", "mustn't"},
+      {"mustve", "must've"},
+      {"neednt", "needn't"},
+      {"notve", "not've"},
+      {"oclock", "o'clock"},
+      {"oughtnt", "oughtn't"},
+      {"ow's'at", "'ow's'at"},
+      {"'ows'at", "'ow's'at"},
+      {"'ow'sat", "'ow's'at"},
+      {"shant", "shan't"},
+      {"shed've", "she'd've"},
+      {"she'dve", "she'd've"},
+      {"she's", "she's"},
+      {"shouldve", "should've"},
+      {"shouldnt", "shouldn't"},
+      {"shouldnt've", "shouldn't've"},
+      {"shouldn'tve", "shouldn't've"},
+      {"somebody'd", "somebodyd"},
+      {"somebodyd've", "somebody'd've"},
+      {"somebody'dve", "somebody'd've"},
+      {"somebodyll", "somebody'll"},
+      {"somebodys", "somebody's"},
+      {"someoned", "someone'd"},
+      {"someoned've", "someone'd've"},
+      {"someone'dve", "someone'd've"},
+      {"someonell", "someone'll"},
+      {"someones", "someone's"},
+      {"somethingd", "something'd"},
+      {"somethingd've", "something'd've"},
+      {"something'dve", "something'd've"},
+      {"somethingll", "something'll"},
+      {"thats", "that's"},
+      {"thered", "there'd"},
+      {"thered've", "there'd've"},
+      {"there'dve", "there'd've"},
+      {"therere", "there're"},
+      {"theres", "there's"},
+      {"theyd", "they'd"},
+      {"theyd've", "they'd've"},
+      {"they'dve", "they'd've"},
+      {"theyll", "they'll"},
+      {"theyre", "they're"},
+      {"theyve", "they've"},
+      {"twas", "'twas"},
+      {"wasnt", "wasn't"},
+      {"wed've", "we'd've"},
+      {"we'dve", "we'd've"},
+      {"weve", "we've"},
+      {"werent", "weren't"},
+      {"whatll", "what'll"},
+      {"whatre", "what're"},
+      {"whats", "what's"},
+      {"whatve", "what've"},
+      {"whens", "when's"},
+      {"whered", "where'd"},
+      {"wheres", "where's"},
+      {"whereve", "where've"},
+      {"whod", "who'd"},
+      {"whod've", "who'd've"},
+      {"who'dve", "who'd've"},
+      {"wholl", "who'll"},
+      {"whos", "who's"},
+      {"whove", "who've"},
+      {"whyll", "why'll"},
+      {"whyre", "why're"},
+      {"whys", "why's"},
+      {"wont", "won't"},
+      {"wouldve", "would've"},
+      {"wouldnt", "wouldn't"},
+      {"wouldnt've", "wouldn't've"},
+      {"wouldn'tve", "wouldn't've"},
+      {"yall", "y'all"},
+      {"yall'll", "y'all'll"},
+      {"y'allll", "y'all'll"},
+      {"yall'd've", "y'all'd've"},
+      {"y'alld've", "y'all'd've"},
+      {"y'all'dve", "y'all'd've"},
+      {"youd", "you'd"},
+      {"youd've", "you'd've"},
+      {"you'dve", "you'd've"},
+      {"youll", "you'll"},
+      {"youre", "you're"},
+      {"youve", "you've"}};
   return kMap;
 }
 
 const std::unordered_map<std::string, std::string>& number_words() {
   static const std::unordered_map<std::string, std::string> kMap = {
-      {"none", "0"}, {"zero", "0"}, {"one", "1"}, {"two", "2"},   {"three", "3"}, {"four", "4"},
+      {"none", "0"}, {"zero", "0"}, {"one", "1"},   {"two", "2"},   {"three", "3"}, {"four", "4"},
       {"five", "5"}, {"six", "6"},  {"seven", "7"}, {"eight", "8"}, {"nine", "9"},  {"ten", "10"}};
   return kMap;
 }
@@ -78,7 +162,7 @@ void replace_all(std::string* s, char from, std::string_view to) {
 
 // processPunctuation. The conditions look at the original text, as the reference does.
 std::string process_punctuation(const std::string& in) {
-  static constexpr char kPunct[] = {';', '/', '[', ']', '"', '{', '}', '(', ')', '=', '+',
+  static constexpr char kPunct[] = {';',  '/', '[', ']', '"', '{', '}', '(', ')', '=', '+',
                                     '\\', '_', '-', '>', '<', '@', '`', ',', '?', '!'};
   bool comma_between_digits = false;
   for (size_t i = 1; i + 1 < in.size(); ++i)
@@ -153,7 +237,8 @@ double vqa_answer_accuracy(const std::string& prediction, const std::vector<std:
   const auto n = static_cast<int64_t>(answers.size());
   if (n == 1) return static_cast<double>(matches);
   if (scoring == VqaScoring::simple)
-    return std::min(1.0, static_cast<double>(matches) / static_cast<double>(std::min<int64_t>(3, n)));
+    return std::min(1.0,
+                    static_cast<double>(matches) / static_cast<double>(std::min<int64_t>(3, n)));
   double sum = 0;  // each human left out in turn
   for (int64_t i = 0; i < n; ++i)
     sum += std::min(1.0, static_cast<double>(matches - match[i]) / 3.0);
@@ -194,8 +279,8 @@ RetrievalRecall retrieval_recall(const Tensor& similarity, const std::vector<int
              similarity.defined() ? similarity.desc() : std::string("an undefined tensor"));
   const int64_t I = similarity.size(0), T = similarity.size(1);
   IRIS_CHECK(I > 0 && T > 0, "retrieval_recall: empty similarity ", similarity.desc());
-  IRIS_CHECK(static_cast<int64_t>(text_image.size()) == T, "retrieval_recall: ",
-             text_image.size(), " text-to-image labels for similarity ", similarity.desc());
+  IRIS_CHECK(static_cast<int64_t>(text_image.size()) == T, "retrieval_recall: ", text_image.size(),
+             " text-to-image labels for similarity ", similarity.desc());
   IRIS_CHECK(!ks.empty(), "retrieval_recall: no K given");
   for (int64_t k : ks) IRIS_CHECK(k >= 1, "retrieval_recall: K must be >= 1, got ", k);
   std::vector<int64_t> texts_of_image(I, 0);
@@ -231,8 +316,8 @@ RetrievalRecall retrieval_recall(const Tensor& similarity, const std::vector<int
   out.ks = ks;
   for (int64_t k : ks) {
     const auto hits = [k](const std::vector<int64_t>& ranks) {
-      return static_cast<double>(std::count_if(ranks.begin(), ranks.end(),
-                                               [k](int64_t r) { return r < k; })) /
+      return static_cast<double>(
+                 std::count_if(ranks.begin(), ranks.end(), [k](int64_t r) { return r < k; })) /
              static_cast<double>(ranks.size());
     };
     out.image_to_text.push_back(hits(i2t_rank));

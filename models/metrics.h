@@ -38,7 +38,7 @@ TokenizedCaptions tokenize_captions(const std::vector<std::string>& candidates,
                                     const std::vector<std::vector<std::string>>& references);
 
 struct BleuScore {
-  std::array<double, 4> score{};                   // corpus BLEU-1..4
+  std::array<double, 4> score{};                 // corpus BLEU-1..4
   std::array<std::vector<double>, 4> per_image;  // sentence BLEU-n of each image
   double test_length = 0, reference_length = 0;  // corpus totals (closest reference)
 };
@@ -69,7 +69,7 @@ CaptionMetrics caption_metrics(const std::vector<std::string>& candidates,
 // The VQA evaluation's normalisation (vqaEval.py processPunctuation then
 // processDigitArticle): punctuation removed or spaced, periods not before a digit dropped,
 // lower case, number words to digits, articles dropped, contractions restored:
-// "Two dogs." -> "2 dogs", "The Red one!" -> "red one".
+// "Two dogs." -> "2 dogs", "The Red Ball!" -> "red ball".
 std::string vqa_normalize(const std::string& answer);
 
 enum class VqaScoring {
@@ -87,7 +87,7 @@ double vqa_answer_accuracy(const std::string& prediction, const std::vector<std:
 struct VqaAccuracy {
   double overall = 0;  // mean over questions, in [0, 1]
   int64_t questions = 0;
-  std::map<std::string, double> per_type;    // by question type, when types are given
+  std::map<std::string, double> per_type;  // by question type, when types are given
   std::map<std::string, int64_t> type_count;
 };
 // question_types: empty, or one per question.

@@ -105,8 +105,7 @@ TokenizedCaptions tokenize_captions(const std::vector<std::string>& candidates,
              " candidates for ", references.size(), " reference sets");
   TokenizedCaptions out;
   for (size_t i = 0; i < candidates.size(); ++i) {
-    IRIS_CHECK(!references[i].empty(), "tokenize_captions: image ", i,
-               " has no reference caption");
+    IRIS_CHECK(!references[i].empty(), "tokenize_captions: image ", i, " has no reference caption");
     out.candidates.push_back(coco_tokenize(candidates[i]));
     out.references.emplace_back();
     for (const std::string& r : references[i]) out.references.back().push_back(coco_tokenize(r));
@@ -132,7 +131,8 @@ BleuScore bleu(const TokenizedCaptions& captions) {
     const Tokens& test = captions.candidates[i];
     const int64_t test_len = static_cast<int64_t>(test.size());
     std::array<double, kMaxN> guess{}, correct{};
-    for (int k = 0; k < kMaxN; ++k) guess[k] = static_cast<double>(std::max<int64_t>(0, test_len - k));
+    for (int k = 0; k < kMaxN; ++k)
+      guess[k] = static_cast<double>(std::max<int64_t>(0, test_len - k));
     for (const auto& [ngram, n] : count_ngrams(test)) {
       auto it = max_counts.find(ngram);
       correct[ngram_order(ngram) - 1] +=
@@ -153,8 +153,8 @@ BleuScore bleu(const TokenizedCaptions& captions) {
       b *= (correct[k] + kTiny) / (guess[k] + kSmall);
       out.per_image[k].push_back(std::pow(b, 1.0 / (k + 1)));
     }
-    const double ratio = (static_cast<double>(test_len) + kTiny) /
-                         (static_cast<double>(ref_len) + kSmall);
+    const double ratio =
+        (static_cast<double>(test_len) + kTiny) / (static_cast<double>(ref_len) + kSmall);
     if (ratio < 1)
       for (int k = 0; k < kMaxN; ++k) out.per_image[k].back() *= std::exp(1 - 1 / ratio);
   }

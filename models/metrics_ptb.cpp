@@ -22,12 +22,29 @@ std::string ascii_punctuation(const std::string& text) {
   std::u32string out;
   for (char32_t c : utf8_decode(text)) {
     switch (c) {
-      case 0x2018: case 0x2019: case 0x201B: out += U"'"; break;
-      case 0x201C: case 0x201D: case 0x201F: out += U"\""; break;
-      case 0x2013: case 0x2014: case 0x2015: out += U" -- "; break;
-      case 0x2026: out += U" ... "; break;
-      case 0xA0: out += U" "; break;
-      default: out.push_back(c);
+      case 0x2018:
+      case 0x2019:
+      case 0x201B:
+        out += U"'";
+        break;
+      case 0x201C:
+      case 0x201D:
+      case 0x201F:
+        out += U"\"";
+        break;
+      case 0x2013:
+      case 0x2014:
+      case 0x2015:
+        out += U" -- ";
+        break;
+      case 0x2026:
+        out += U" ... ";
+        break;
+      case 0xA0:
+        out += U" ";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return utf8_encode(out);
@@ -40,20 +57,19 @@ bool keeps_period(std::string_view core) {
     return std::all_of(core.begin(), core.end(), [](char c) { return is_letter(c) || c == '.'; });
   }
   static constexpr std::string_view kAbbreviations[] = {
-      "mr",  "mrs", "ms",  "dr",  "st",  "jr",  "sr",  "vs",  "etc",  "prof", "mt",
-      "inc", "ltd", "co",  "corp", "ave", "jan", "feb", "mar", "apr",  "jun",  "jul",
-      "aug", "sep", "sept", "oct", "nov", "dec", "gen", "gov", "sen",  "rep",  "rev",
-      "col", "lt",  "sgt", "capt"};
+      "mr",  "mrs",  "ms",  "dr",  "st",  "jr",  "sr",  "vs",  "etc", "prof", "mt",  "inc",  "ltd",
+      "co",  "corp", "ave", "jan", "feb", "mar", "apr", "jun", "jul", "aug",  "sep", "sept", "oct",
+      "nov", "dec",  "gen", "gov", "sen", "rep", "rev", "col", "lt",  "sgt",  "capt"};
   return std::find(std::begin(kAbbreviations), std::end(kAbbreviations), core) !=
          std::end(kAbbreviations);
 }
 
 // Words with a leading apostrophe that are words, not quotes.
 bool apostrophe_word(std::string_view w) {
-  static constexpr std::string_view kWords[] = {"'em", "'n'", "'cause", "'til", "'s", "'m",
-                                                "'d",  "'re", "'ve",    "'ll"};
+  static constexpr std::string_view kWords[] = {"'em", "'n'", "'cause", "'til", "'s",
+                                                "'m",  "'d",  "'re",    "'ve",  "'ll"};
   if (std::find(std::begin(kWords), std::end(kWords), w) != std::end(kWords)) return true;
-  return w.size() >= 2 && is_digit(w[1]);  // '90s
+  return w.size() >= 2 && w[0] == '\'' && is_digit(w[1]);  // '90s
 }
 
 // The longest prefix of letters, digits and apostrophes: "'em," -> "'em".
@@ -189,9 +205,9 @@ void tokenize_chunk(std::string_view w, std::vector<std::string>* out) {
 }
 
 bool removed_punctuation(const std::string& t) {
-  static constexpr std::string_view kRemoved[] = {"''", "'", "``", "`", "-LRB-", "-RRB-",
-                                                  "-LCB-", "-RCB-", ".", "?", "!", ",",
-                                                  ":", "-", "--", "...", ";"};
+  static constexpr std::string_view kRemoved[] = {"''",    "'",     "``", "`",   "-LRB-", "-RRB-",
+                                                  "-LCB-", "-RCB-", ".",  "?",   "!",     ",",
+                                                  ":",     "-",     "--", "...", ";"};
   return std::find(std::begin(kRemoved), std::end(kRemoved), t) != std::end(kRemoved);
 }
 

@@ -26,8 +26,9 @@ bool in_ranges(char32_t c, const Range* ranges, size_t n) {
 // Unicode general category P* (BERT's _is_punctuation counts every ASCII symbol as
 // punctuation too): ASCII and the common punctuation blocks.
 bool is_punctuation(char32_t c) {
-  if (c < 0x80) return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
-                       (c >= 123 && c <= 126);
+  if (c < 0x80)
+    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
+           (c >= 123 && c <= 126);
   static constexpr Range kPunct[] = {
       {0xA1, 0xA1},     {0xA7, 0xA7},     {0xAB, 0xAB},     {0xB6, 0xB7},     {0xBB, 0xBB},
       {0xBF, 0xBF},     {0x37E, 0x37E},   {0x387, 0x387},   {0x55A, 0x55F},   {0x589, 0x58A},
@@ -58,10 +59,10 @@ bool is_whitespace(char32_t c) {
 bool is_control(char32_t c) {
   if (c == '\t' || c == '\n' || c == '\r') return false;
   static constexpr Range kControl[] = {
-      {0x00, 0x1F},     {0x7F, 0x9F},     {0xAD, 0xAD},     {0x600, 0x605},     {0x61C, 0x61C},
-      {0x6DD, 0x6DD},   {0x70F, 0x70F},   {0x180E, 0x180E}, {0x200B, 0x200F},   {0x202A, 0x202E},
-      {0x2060, 0x2064}, {0x2066, 0x206F}, {0xFEFF, 0xFEFF}, {0xFFF9, 0xFFFB},   {0xE0001, 0xE0001},
-      {0xE0020, 0xE007F}};
+      {0x00, 0x1F},     {0x7F, 0x9F},     {0xAD, 0xAD},       {0x600, 0x605},
+      {0x61C, 0x61C},   {0x6DD, 0x6DD},   {0x70F, 0x70F},     {0x180E, 0x180E},
+      {0x200B, 0x200F}, {0x202A, 0x202E}, {0x2060, 0x2064},   {0x2066, 0x206F},
+      {0xFEFF, 0xFEFF}, {0xFFF9, 0xFFFB}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F}};
   return in_ranges(c, kControl, std::size(kControl));
 }
 
@@ -92,20 +93,40 @@ char32_t strip_accent(char32_t c) {
     return b == '.' ? c : static_cast<char32_t>(b);
   }
   switch (c) {
-    case 0x3AC: return 0x3B1;
-    case 0x3AD: return 0x3B5;
-    case 0x3AE: return 0x3B7;
-    case 0x3AF: case 0x3CA: case 0x390: return 0x3B9;
-    case 0x3CC: return 0x3BF;
-    case 0x3CD: case 0x3CB: case 0x3B0: return 0x3C5;
-    case 0x3CE: return 0x3C9;
-    case 0x439: case 0x45D: return 0x438;
-    case 0x450: case 0x451: return 0x435;
-    case 0x453: return 0x433;
-    case 0x457: return 0x456;
-    case 0x45C: return 0x43A;
-    case 0x45E: return 0x443;
-    default: return c;
+    case 0x3AC:
+      return 0x3B1;
+    case 0x3AD:
+      return 0x3B5;
+    case 0x3AE:
+      return 0x3B7;
+    case 0x3AF:
+    case 0x3CA:
+    case 0x390:
+      return 0x3B9;
+    case 0x3CC:
+      return 0x3BF;
+    case 0x3CD:
+    case 0x3CB:
+    case 0x3B0:
+      return 0x3C5;
+    case 0x3CE:
+      return 0x3C9;
+    case 0x439:
+    case 0x45D:
+      return 0x438;
+    case 0x450:
+    case 0x451:
+      return 0x435;
+    case 0x453:
+      return 0x433;
+    case 0x457:
+      return 0x456;
+    case 0x45C:
+      return 0x43A;
+    case 0x45E:
+      return 0x443;
+    default:
+      return c;
   }
 }
 
@@ -338,8 +359,10 @@ Vocabulary Vocabulary::from_text(const std::string& text, const std::string& sou
   const char* specials[] = {kPadToken, kBosToken, kEosToken, kUnkToken};
   for (int64_t i = 0; i < 4; ++i)
     IRIS_CHECK(v.size() > i && v.tokens_[i] == specials[i], source, ":", i + 1, ": expected '",
-               specials[i], "' (the special tokens come first, in the order <pad> <bos> <eos> "
-               "<unk>), got '", v.size() > i ? v.tokens_[i] : std::string("end of file"), "'");
+               specials[i],
+               "' (the special tokens come first, in the order <pad> <bos> <eos> "
+               "<unk>), got '",
+               v.size() > i ? v.tokens_[i] : std::string("end of file"), "'");
   return v;
 }
 
@@ -403,7 +426,9 @@ WordPiece WordPiece::load(const std::string& vocab_path, bool lower_case,
 
 bool WordPiece::is_special(const std::string& token) const {
   if (!is_special_token_text(token)) return false;
-  const int64_t i = id(token);
+  auto it = ids_.find(token);
+  if (it == ids_.end()) return false;
+  const int64_t i = it->second;
   return i == unk_ || i == cls_ || i == sep_ || (pad_ >= 0 && i == pad_) ||
          (mask_ >= 0 && i == mask_);
 }

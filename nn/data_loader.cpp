@@ -48,7 +48,8 @@ std::vector<int64_t> epoch_order(int64_t size, uint64_t seed, int64_t epoch, boo
   const uint64_t key = mix_seed(seed, static_cast<uint64_t>(epoch));
   for (int64_t i = size - 1; i > 0; --i) {
     const uint64_t k = 2 * static_cast<uint64_t>(i);
-    const uint64_t r = (static_cast<uint64_t>(philox::bits(key, k)) << 32) | philox::bits(key, k + 1);
+    const uint64_t r =
+        (static_cast<uint64_t>(philox::bits(key, k)) << 32) | philox::bits(key, k + 1);
     std::swap(order[i], order[r % static_cast<uint64_t>(i + 1)]);
   }
   return order;

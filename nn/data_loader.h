@@ -13,9 +13,10 @@
 // Determinism: the order of an epoch is a function of (seed, epoch), each batch a
 // function of its BatchRequest, so the batches are the same for any number of workers.
 // Workers are std::threads (they decode and read files; tensor math stays on the
-// compute pool). An exception thrown by make() reaches the consumer when it asks for
-// that batch; with skip_bad an iris::Error is counted in skips() and the batch is
-// skipped instead. Per-sample skipping: build make() with make_batch_fn().
+// compute pool); make() runs on several of them at once, so it must be thread-safe.
+// An exception thrown by make() reaches the consumer when it asks for that batch; with
+// skip_bad an iris::Error is counted in skips() and the batch is skipped instead.
+// Per-sample skipping: build make() with make_batch_fn().
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
@@ -64,7 +65,7 @@ class SkipLog {
 struct BatchRequest {
   std::vector<int64_t> indices;  // dataset indices, in batch order
   int64_t epoch = 0;
-  int64_t batch = 0;       // position within the epoch
+  int64_t batch = 0;        // position within the epoch
   uint64_t epoch_seed = 0;  // a function of (options.seed, epoch)
   bool skip_bad = false;
   SkipLog* skips = nullptr;
@@ -101,8 +102,7 @@ class DataLoader {
   DataLoader(int64_t size, MakeFn make, LoaderOptions options = {})
       : size_(size), make_(std::move(make)), opt_(options) {
     IRIS_CHECK(size >= 0, "DataLoader: negative dataset size ", size);
-    IRIS_CHECK(opt_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ",
-               opt_.batch_size);
+    IRIS_CHECK(opt_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ", opt_.batch_size);
     IRIS_CHECK(opt_.num_workers >= 0, "DataLoader: num_workers must be >= 0, got ",
                opt_.num_workers);
     IRIS_CHECK(opt_.prefetch >= 0, "DataLoader: prefetch must be >= 0, got ", opt_.prefetch);

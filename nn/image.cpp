@@ -67,7 +67,7 @@ void check_jpeg_complete(const uint8_t* p, size_t n, const std::string& name) {
     while (i < n && p[i] == 0xFF) ++i;
     if (i >= n) truncated("file ends inside a marker");
     const uint8_t marker = p[i++];
-    if (marker == 0xD9) return;                                       // end of image
+    if (marker == 0xD9) return;                                          // end of image
     if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length
     if (i + 2 > n) truncated("file ends inside a segment header");
     const size_t len = static_cast<size_t>(p[i]) << 8 | p[i + 1];
@@ -81,6 +81,25 @@ void check_jpeg_complete(const uint8_t* p, size_t n, const std::string& name) {
         ++i;
       }
     }
+  }
+}
+
+uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+
+// stb_image accepts a PNG whose last chunks are missing once the pixels are complete:
+// the chunks must run, whole, to IEND.
+void check_png_complete(const uint8_t* p, size_t n, const std::string& name) {
+  size_t i = 8;  // the signature
+  while (true) {
+    if (i + 8 > n)
+      IRIS_FAIL("read_image: ", name, ": truncated PNG (no IEND chunk; ", n, " bytes)");
+    const size_t len = be32(p + i);
+    const bool iend = std::memcmp(p + i + 4, "IEND", 4) == 0;
+    if (len > n || i + 12 + len > n)
+      IRIS_FAIL("read_image: ", name, ": truncated PNG (a chunk runs past the end at byte ", n,
+                ")");
+    i += 12 + len;
+    if (iend) return;
   }
 }
 
@@ -110,15 +129,15 @@ void append_bytes(void* context, void* data, int size) {
 }
 
 void check_image8(const Image8& image, const char* op) {
-  IRIS_CHECK(image.height > 0 && image.width > 0 && image.height <= INT_MAX &&
-                 image.width <= INT_MAX,
-             op, ": bad image size ", image.height, "x", image.width);
+  IRIS_CHECK(
+      image.height > 0 && image.width > 0 && image.height <= INT_MAX && image.width <= INT_MAX, op,
+      ": bad image size ", image.height, "x", image.width);
   IRIS_CHECK(image.channels >= 1 && image.channels <= 4, op, ": bad channel count ",
              image.channels);
-  IRIS_CHECK(static_cast<int64_t>(image.pixels.size()) ==
-                 image.height * image.width * image.channels,
-             op, ": ", image.pixels.size(), " pixel bytes for ", image.height, "x", image.width,
-             "x", image.channels);
+  IRIS_CHECK(
+      static_cast<int64_t>(image.pixels.size()) == image.height * image.width * image.channels, op,
+      ": ", image.pixels.size(), " pixel bytes for ", image.height, "x", image.width, "x",
+      image.channels);
 }
 
 std::string lower_extension(const std::string& path) {
@@ -191,8 +210,8 @@ ResampleTaps triangle_taps(int64_t in_size, int64_t out_size) {
 
 // One separable pass over `planes` images: along rows (horizontal) or columns.
 template <class T>
-void resample_pass(const T* in, T* out, int64_t planes, int64_t in_h, int64_t in_w,
-                   int64_t out_h, int64_t out_w, bool horizontal, const ResampleTaps& taps) {
+void resample_pass(const T* in, T* out, int64_t planes, int64_t in_h, int64_t in_w, int64_t out_h,
+                   int64_t out_w, bool horizontal, const ResampleTaps& taps) {
   for (int64_t p = 0; p < planes; ++p) {
     const T* src = in + p * in_h * in_w;
     T* dst = out + p * out_h * out_w;
@@ -258,8 +277,7 @@ void hflip_typed(const Tensor& x, const Tensor& out) {
   const int64_t w = x.size(-1), rows = x.numel() / w;
   const T* src = x.data<T>();
   T* dst = out.data<T>();
-  for (int64_t r = 0; r < rows; ++r)
-    std::reverse_copy(src + r * w, src + (r + 1) * w, dst + r * w);
+  for (int64_t r = 0; r < rows; ++r) std::reverse_copy(src + r * w, src + (r + 1) * w, dst + r * w);
 }
 
 // Python's round(): half to even (the default floating-point rounding mode).
@@ -273,17 +291,21 @@ Image8 decode_image_u8(const void* data, size_t size, const std::string& name, i
   IRIS_CHECK(channels == 1 || channels == 3 || channels == 4, "read_image: ", name,
              ": channels must be 1, 3 or 4, got ", channels);
   IRIS_CHECK(size > 0, "read_image: ", name, ": empty file");
-  IRIS_CHECK(size <= static_cast<size_t>(INT_MAX), "read_image: ", name, ": file too large (",
-             size, " bytes)");
+  IRIS_CHECK(size <= static_cast<size_t>(INT_MAX), "read_image: ", name, ": file too large (", size,
+             " bytes)");
   const auto* bytes = static_cast<const uint8_t*>(data);
   if (size >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) check_jpeg_complete(bytes, size, name);
   if (size >= 2 && bytes[0] == 'B' && bytes[1] == 'M') check_bmp_complete(bytes, size, name);
+  static constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  if (size >= 8 && std::memcmp(bytes, kPngSignature, 8) == 0) check_png_complete(bytes, size, name);
   int w = 0, h = 0, in_channels = 0;
-  stbi_uc* px = stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &in_channels,
-                                      channels);
+  stbi_uc* px =
+      stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &in_channels, channels);
   if (px == nullptr) {
     const char* why = stbi_failure_reason();
-    IRIS_FAIL("read_image: ", name, ": cannot decode (stb_image: ", why ? why : "unknown error",
+    // stb_image names an unknown chunk by its type bytes, which may all be zero.
+    IRIS_FAIL("read_image: ", name,
+              ": cannot decode (stb_image: ", why && why[0] ? why : "corrupt or unsupported data",
               ")");
   }
   std::unique_ptr<stbi_uc, void (*)(void*)> owner(px, &stbi_image_free);
@@ -371,8 +393,7 @@ void write_image(const std::string& path, const Image8& image, int jpeg_quality)
   } else if (ext == "jpg" || ext == "jpeg") {
     IRIS_CHECK(jpeg_quality >= 1 && jpeg_quality <= 100, "write_image: ", path,
                ": jpeg_quality must be in [1, 100], got ", jpeg_quality);
-    ok = stbi_write_jpg_to_func(&append_bytes, &bytes, w, h, c, image.pixels.data(),
-                                jpeg_quality);
+    ok = stbi_write_jpg_to_func(&append_bytes, &bytes, w, h, c, image.pixels.data(), jpeg_quality);
   } else {
     IRIS_FAIL("write_image: ", path, ": unknown image extension '", ext,
               "' (expected .png, .bmp, .jpg or .jpeg)");
@@ -460,8 +481,10 @@ CropBox random_resized_crop_box(int64_t height, int64_t width, Generator& gen,
     const int64_t h = round_half_even(std::sqrt(target / aspect));
     if (w > 0 && w <= width && h > 0 && h <= height) {
       // randint(0, size - crop + 1): uniform over the valid offsets.
-      const auto top = static_cast<int64_t>(draw(4 * attempt + 2) * static_cast<double>(height - h + 1));
-      const auto left = static_cast<int64_t>(draw(4 * attempt + 3) * static_cast<double>(width - w + 1));
+      const auto top =
+          static_cast<int64_t>(draw(4 * attempt + 2) * static_cast<double>(height - h + 1));
+      const auto left =
+          static_cast<int64_t>(draw(4 * attempt + 3) * static_cast<double>(width - w + 1));
       return CropBox{std::min(top, height - h), std::min(left, width - w), h, w};
     }
   }
@@ -493,8 +516,8 @@ Tensor random_hflip(const Tensor& image, Generator& gen, double p) {
 Tensor normalize(const Tensor& image, const std::vector<double>& mean,
                  const std::vector<double>& std) {
   check_float_image(image, "normalize");
-  IRIS_CHECK(image.dim() == 3 || image.dim() == 4, "normalize: expected [C, H, W] or [B, C, H, W], got ",
-             image.desc());
+  IRIS_CHECK(image.dim() == 3 || image.dim() == 4,
+             "normalize: expected [C, H, W] or [B, C, H, W], got ", image.desc());
   const int64_t C = image.size(-3);
   IRIS_CHECK(static_cast<int64_t>(mean.size()) == C && static_cast<int64_t>(std.size()) == C,
              "normalize: ", mean.size(), " means and ", std.size(), " stds for ", C,

@@ -3,8 +3,9 @@
 // (PNG, BMP, JPEG through stb_image_write) and torchvision's transforms on float
 // tensors [..., C, H, W] with values in [0, 1].
 //
-// Transforms run on one image on the calling thread: the data loader's workers
-// parallelise across images. Random transforms take a fixed number of Philox draws
+// Transforms run on one image on the calling thread (the data loader's workers
+// parallelise across images) and are not recorded by autograd: they are data
+// preparation, returning new tensors. Random transforms take a fixed number of Philox draws
 // from the Generator per call, so an augmentation is a function of the generator's
 // (seed, offset) alone; give each sample its own Generator (seeded with
 // BatchRequest::sample_seed) and the result does not depend on thread timing.
@@ -67,7 +68,7 @@ struct CropBox {
   int64_t top = 0, left = 0, height = 0, width = 0;
 };
 struct RandomResizedCropOptions {
-  double scale_min = 0.08, scale_max = 1.0;          // fraction of the image area
+  double scale_min = 0.08, scale_max = 1.0;             // fraction of the image area
   double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;  // width / height
 };
 // torchvision RandomResizedCrop.get_params: ten tries of a random area and log-uniform
