@@ -1,0 +1,217 @@
+// CUDA batched GEMM (the `batched_gemm` table): a shared-memory tiled SGEMM/DGEMM.
+// Each block computes a kBM x kBN tile of one batch's C; each thread a kTM x kTN register
+// tile whose rows/cols are strided by the thread grid (conflict-free shared reads, coalesced
+// C stores). K advances in kBK slabs through double-buffered shared memory: the next slab is
+// prefetched into registers while the current one is multiplied, so there is one barrier per
+// slab. Edges are bounds-checked (zero-filled), alpha/beta as in BLAS (beta = 0 never reads
+// C), batch stride 0 broadcasts an operand. Accumulation is in T (fp32 for float).
+// Transposes and leading dims come from the strides exactly as on the CPU.
+#include <algorithm>
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "kernels/emu/cuda_compat.h"
+#include "kernels/linalg.h"
+
+namespace iris::IRIS_KERNEL_NS {
+namespace {
+
+template <class T>
+struct GemmTraits {
+  static constexpr int kBM = 64, kBN = 64;  // block tile of C
+  static constexpr int kBK = 16;            // K slab per pipeline stage
+  static constexpr int kTM = 4, kTN = 4;    // per-thread register tile
+  static constexpr int kThreadsM = kBM / kTM, kThreadsN = kBN / kTN;
+  static constexpr int kThreads = kThreadsM * kThreadsN;
+  static constexpr int kPad = 4;                        // shared row padding (keeps 16-byte rows)
+  static constexpr int kALoads = kBM * kBK / kThreads;  // A elements each thread stages
+  static constexpr int kBLoads = kBK * kBN / kThreads;
+  static_assert(kBM % kTM == 0 && kBN % kTN == 0, "register tile must divide the block tile");
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps, one block");
+  static_assert(kBM * kBK % kThreads == 0 && kBK * kBN % kThreads == 0,
+                "every thread stages the same number of elements");
+  static_assert(kThreadsN == 16, "a half-warp spans one row of the thread grid");
+  static_assert(2 * kBK * (kBM + kBN + 2 * kPad) * sizeof(T) <= 48 * 1024,
+                "static shared memory limit");
+};
+
+struct GemmArgs {
+  int64_t M, N, K;
+  int64_t a_rs, a_cs, a_bs;  // A(m, k) = a[b*a_bs + m*a_rs + k*a_cs]
+  int64_t b_rs, b_cs, b_bs;  // B(k, n) = b[b*b_bs + k*b_rs + n*b_cs]
+  int64_t c_bs, ldc;         // C(m, n) = c[b*c_bs + m*ldc + n]
+  bool a_trans, b_trans;     // which index has unit stride: decides the coalesced load order
+};
+
+template <class T>
+__global__ void __launch_bounds__(GemmTraits<T>::kThreads)
+    gemm_kernel(GemmArgs g, T alpha, T beta, const T* __restrict__ a, const T* __restrict__ b,
+                T* __restrict__ c) {
+  using Tr = GemmTraits<T>;
+  IRIS_SHARED(T, As, [2][Tr::kBK][Tr::kBM + Tr::kPad]);  // A slab, k-major
+  IRIS_SHARED(T, Bs, [2][Tr::kBK][Tr::kBN + Tr::kPad]);  // B slab, k-major
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int tx = tid % Tr::kThreadsN, ty = tid / Tr::kThreadsN;
+  const int64_t batch = blockIdx.z;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * Tr::kBM;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * Tr::kBN;
+  a += batch * g.a_bs;
+  b += batch * g.b_bs;
+  c += batch * g.c_bs;
+
+  // Staging coordinates: consecutive threads walk the operand's unit-stride index.
+  auto a_coord = [&](int i, int& mm, int& kk) {
+    const int e = tid + i * Tr::kThreads;
+    if (g.a_trans)
+      mm = e % Tr::kBM, kk = e / Tr::kBM;
+    else
+      kk = e % Tr::kBK, mm = e / Tr::kBK;
+  };
+  auto b_coord = [&](int i, int& kk, int& nn) {
+    const int e = tid + i * Tr::kThreads;
+    if (g.b_trans)
+      kk = e % Tr::kBK, nn = e / Tr::kBK;
+    else
+      nn = e % Tr::kBN, kk = e / Tr::kBN;
+  };
+
+  T ra[Tr::kALoads], rb[Tr::kBLoads];
+  auto load_global = [&](int64_t k0) {
+    for (int i = 0; i < Tr::kALoads; ++i) {
+      int mm, kk;
+      a_coord(i, mm, kk);
+      const int64_t m = m0 + mm, k = k0 + kk;
+      ra[i] = (m < g.M && k < g.K) ? a[m * g.a_rs + k * g.a_cs] : T(0);
+    }
+    for (int i = 0; i < Tr::kBLoads; ++i) {
+      int kk, nn;
+      b_coord(i, kk, nn);
+      const int64_t k = k0 + kk, n = n0 + nn;
+      rb[i] = (k < g.K && n < g.N) ? b[k * g.b_rs + n * g.b_cs] : T(0);
+    }
+  };
+  auto store_shared = [&](int buf) {
+    for (int i = 0; i < Tr::kALoads; ++i) {
+      int mm, kk;
+      a_coord(i, mm, kk);
+      As[buf][kk][mm] = ra[i];
+    }
+    for (int i = 0; i < Tr::kBLoads; ++i) {
+      int kk, nn;
+      b_coord(i, kk, nn);
+      Bs[buf][kk][nn] = rb[i];
+    }
+  };
+
+  T acc[Tr::kTM][Tr::kTN];
+  for (int i = 0; i < Tr::kTM; ++i)
+    for (int j = 0; j < Tr::kTN; ++j) acc[i][j] = T(0);
+
+  const int64_t slabs = (g.K + Tr::kBK - 1) / Tr::kBK;
+  if (slabs > 0) {
+    load_global(0);
+    store_shared(0);
+  }
+  __syncthreads();
+  for (int64_t s = 0; s < slabs; ++s) {
+    const int cur = static_cast<int>(s & 1);
+    const bool more = s + 1 < slabs;
+    if (more) load_global((s + 1) * Tr::kBK);  // in flight while this slab is multiplied
+    for (int kk = 0; kk < Tr::kBK; ++kk) {
+      T av[Tr::kTM], bv[Tr::kTN];
+      for (int i = 0; i < Tr::kTM; ++i) av[i] = As[cur][kk][ty + i * Tr::kThreadsM];
+      for (int j = 0; j < Tr::kTN; ++j) bv[j] = Bs[cur][kk][tx + j * Tr::kThreadsN];
+      for (int i = 0; i < Tr::kTM; ++i)
+        for (int j = 0; j < Tr::kTN; ++j) acc[i][j] += av[i] * bv[j];
+    }
+    // The other buffer was last read before the previous barrier: safe to overwrite.
+    if (more) store_shared(cur ^ 1);
+    __syncthreads();
+  }
+
+  for (int i = 0; i < Tr::kTM; ++i) {
+    const int64_t m = m0 + ty + i * Tr::kThreadsM;
+    if (m >= g.M) continue;
+    for (int j = 0; j < Tr::kTN; ++j) {
+      const int64_t n = n0 + tx + j * Tr::kThreadsN;
+      if (n >= g.N) continue;
+      T* dst = c + m * g.ldc + n;
+      *dst = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *dst;
+    }
+  }
+}
+
+template <class Fn>
+void dispatch_float(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::f32:
+      return fn.template operator()<float>();
+    case DType::f64:
+      return fn.template operator()<double>();
+    default:
+      IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda (float32/float64)");
+  }
+}
+
+struct MatrixLayout {
+  bool trans;
+  int64_t ld;
+};
+
+// rows x cols matrix with strides (sr, sc): row-major needs sc == 1, transposed sr == 1.
+MatrixLayout layout_of(const Tensor& t, const char* which) {
+  const int64_t rows = t.size(1), cols = t.size(2), sr = t.stride(1), sc = t.stride(2);
+  if (sc == 1 || cols == 1) return {false, rows == 1 ? std::max<int64_t>(cols, 1) : sr};
+  if (sr == 1 || rows == 1) return {true, cols == 1 ? std::max<int64_t>(rows, 1) : sc};
+  IRIS_FAIL("batched_gemm: operand ", which, " ", t.desc(), " with strides ",
+            shape_str(t.strides()), " has no unit stride in its last two dims");
+}
+
+void batched_gemm_cuda(const Tensor& a, const Tensor& b, const Tensor& out, double alpha,
+                       double beta) {
+  IRIS_CHECK(a.dim() == 3 && b.dim() == 3 && out.dim() == 3,
+             "batched_gemm: expected 3-d operands, got ", a.desc(), ", ", b.desc(), ", ",
+             out.desc());
+  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
+  IRIS_CHECK(a.size(1) == M && b.size(1) == K && b.size(2) == N &&
+                 (a.size(0) == B || a.size(0) == 1) && (b.size(0) == B || b.size(0) == 1),
+             "batched_gemm: shapes do not agree: ", a.desc(), " @ ", b.desc(), " -> ", out.desc());
+  IRIS_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype(),
+             "batched_gemm: dtype mismatch: ", a.desc(), ", ", b.desc(), ", ", out.desc());
+  if (B == 0 || M == 0 || N == 0) return;
+  const MatrixLayout la = layout_of(a, "a"), lb = layout_of(b, "b");
+  GemmArgs g{};
+  g.M = M, g.N = N, g.K = K;
+  const int64_t lda = std::max<int64_t>(la.ld, 1), ldb = std::max<int64_t>(lb.ld, 1);
+  g.a_trans = la.trans, g.b_trans = lb.trans;
+  g.a_rs = la.trans ? 1 : lda, g.a_cs = la.trans ? lda : 1;
+  g.b_rs = lb.trans ? 1 : ldb, g.b_cs = lb.trans ? ldb : 1;
+  g.a_bs = a.size(0) == 1 ? 0 : a.stride(0);
+  g.b_bs = b.size(0) == 1 ? 0 : b.stride(0);
+  g.ldc = N, g.c_bs = M * N;  // out is dense [B, M, N]
+  dispatch_float(out.dtype(), "batched_gemm", [&]<class T>() {
+    using Tr = GemmTraits<T>;
+    // M tiles on grid.x (2^31 - 1), N tiles on grid.y, batches on grid.z in chunks.
+    constexpr int64_t kMaxGridYZ = 65535;
+    const int64_t gx = (M + Tr::kBM - 1) / Tr::kBM, gy = (N + Tr::kBN - 1) / Tr::kBN;
+    IRIS_CHECK(gy <= kMaxGridYZ, "batched_gemm: ", N, " columns exceed the grid limit on cuda");
+    const T* ap = static_cast<const T*>(a.raw_data());
+    const T* bp = static_cast<const T*>(b.raw_data());
+    T* cp = static_cast<T*>(out.raw_data());
+    for (int64_t b0 = 0; b0 < B; b0 += kMaxGridYZ) {
+      const int64_t nb = std::min(B - b0, kMaxGridYZ);
+      IRIS_LAUNCH(
+          gemm_kernel<T>,
+          dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(nb)),
+          dim3(Tr::kThreads), 0, nullptr, g, static_cast<T>(alpha), static_cast<T>(beta),
+          ap + b0 * g.a_bs, bp + b0 * g.b_bs, cp + b0 * g.c_bs);
+    }
+  });
+}
+
+}  // namespace
+
+IRIS_REGISTER_KERNEL(batched_gemm, CUDA, batched_gemm_cuda);
+
+}  // namespace iris::IRIS_KERNEL_NS
