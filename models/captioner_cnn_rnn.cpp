@@ -101,8 +101,8 @@ std::shared_ptr<nn::Sequential> make_conv_stages(int64_t in, const std::vector<i
 
 void CnnRnnConfig::validate() const {
   IRIS_CHECK(vocab > 0 && emb > 0 && hidden > 0 && !channels.empty(),
-             "CnnRnnCaptioner: bad sizes (vocab ", vocab, ", emb ", emb, ", hidden ", hidden,
-             ", ", channels.size(), " stages)");
+             "CnnRnnCaptioner: bad sizes (vocab ", vocab, ", emb ", emb, ", hidden ", hidden, ", ",
+             channels.size(), " stages)");
   for (int64_t c : channels)
     IRIS_CHECK(c > 0, "CnnRnnCaptioner: stage channels must be positive, got ", c);
 }
@@ -112,8 +112,8 @@ CnnRnnCaptioner::CnnRnnCaptioner(const CnnRnnConfig& cfg, Generator* gen)
   config.validate();
   const int64_t C = config.channels.back(), Hd = config.hidden;
   cnn = register_module("cnn", make_conv_stages(3, config.channels, gen));
-  emb = register_module("emb", std::make_shared<nn::Embedding>(config.vocab, config.emb,
-                                                               std::nullopt, gen));
+  emb = register_module(
+      "emb", std::make_shared<nn::Embedding>(config.vocab, config.emb, std::nullopt, gen));
   cell = register_module("cell", std::make_shared<nn::LSTMCell>(config.emb + C, Hd, true, gen));
   att_f = register_module("att_f", std::make_shared<nn::Linear>(C, Hd, true, gen));
   att_h = register_module("att_h", std::make_shared<nn::Linear>(Hd, Hd, true, gen));
@@ -136,10 +136,11 @@ LstmState CnnRnnCaptioner::initial_state(const Tensor& regions) {
 }
 
 CnnRnnCaptioner::StepOut CnnRnnCaptioner::step(const Tensor& regions,
-                                               const Tensor& projected_regions,
-                                               const Tensor& word, const LstmState& state) {
+                                               const Tensor& projected_regions, const Tensor& word,
+                                               const LstmState& state) {
   // e = att_v(tanh(att_f(f) + att_h(h))): [B, R, 1], softmax over the regions.
-  const Tensor scores = att_v->forward(tanh(projected_regions + att_h->forward(state.h).unsqueeze(1)));
+  const Tensor scores =
+      att_v->forward(tanh(projected_regions + att_h->forward(state.h).unsqueeze(1)));
   const Tensor alpha = softmax(scores, 1);
   const Tensor context = sum(alpha * regions, {1});  // [B, C]
   StepOut o;
@@ -174,8 +175,8 @@ Tensor CnnRnnCaptioner::forward(const Tensor& images, const Tensor& tokens) {
   return forward_with_attention(images, tokens, false).logits;
 }
 
-std::unique_ptr<DecodeSession> CnnRnnCaptioner::start_decoding(const Tensor& images,
-                                                               int64_t copies, bool use_cache) {
+std::unique_ptr<DecodeSession> CnnRnnCaptioner::start_decoding(const Tensor& images, int64_t copies,
+                                                               bool use_cache) {
   IRIS_CHECK(copies > 0, "CnnRnnCaptioner::start_decoding: copies must be positive, got ", copies);
   NoGradGuard no_grad;
   if (use_cache) return std::make_unique<StateSession>(*this, images, copies);

@@ -60,9 +60,8 @@ class CachedSession : public DecodeSession {
       copy_(layer.k.narrow(2, t_, 1), project(*blk.attn, h, 1));
       copy_(layer.v.narrow(2, t_, 1), project(*blk.attn, h, 2));
       // The new query sees every cached position: the causal mask's last row.
-      Tensor a = scaled_dot_product_attention(project(*blk.attn, h, 0),
-                                              layer.k.narrow(2, 0, t_ + 1),
-                                              layer.v.narrow(2, 0, t_ + 1));
+      Tensor a = scaled_dot_product_attention(
+          project(*blk.attn, h, 0), layer.k.narrow(2, 0, t_ + 1), layer.v.narrow(2, 0, t_ + 1));
       x = x + merge_heads(*blk.attn, a);
       h = blk.lnx->forward(x);
       a = scaled_dot_product_attention(project(*blk.xattn, h, 0), layer.xk, layer.xv);
@@ -145,8 +144,9 @@ VitConfig ViTCaptionerConfig::encoder() const {
 
 void ViTCaptionerConfig::validate() const {
   encoder().validate("ViTCaptioner");
-  IRIS_CHECK(decoder_depth >= 0 && vocab > 0 && max_len > 0, "ViTCaptioner: bad sizes (decoder_depth ",
-             decoder_depth, ", vocab ", vocab, ", max_len ", max_len, ")");
+  IRIS_CHECK(decoder_depth >= 0 && vocab > 0 && max_len > 0,
+             "ViTCaptioner: bad sizes (decoder_depth ", decoder_depth, ", vocab ", vocab,
+             ", max_len ", max_len, ")");
 }
 
 ViTCaptioner::ViTCaptioner(const ViTCaptionerConfig& cfg, Generator* gen)
@@ -173,8 +173,9 @@ Tensor ViTCaptioner::decode_tokens(const Tensor& memory, const Tensor& tokens,
                  tokens.size(1) <= config.max_len && memory.defined() && memory.dim() == 3 &&
                  memory.size(0) == tokens.size(0),
              "ViTCaptioner: expected tokens [B, T] with 1 <= T <= ", config.max_len,
-             " and memory [B, M, ", config.dim, "], got ", tokens.defined() ? tokens.desc() : "undefined",
-             " and ", memory.defined() ? memory.desc() : "undefined");
+             " and memory [B, M, ", config.dim, "], got ",
+             tokens.defined() ? tokens.desc() : "undefined", " and ",
+             memory.defined() ? memory.desc() : "undefined");
   const int64_t T = tokens.size(1);
   Tensor x = tok->forward(tokens) + pos.narrow(1, 0, T);
   for (size_t l = 0; l < dec->size(); ++l) {
@@ -206,7 +207,8 @@ Tensor ViTCaptioner::forward(const Tensor& images, const Tensor& tokens) {
 ViTCaptionerOutput ViTCaptioner::forward_with_attention(const Tensor& images, const Tensor& tokens,
                                                         bool cross_attention) {
   ViTCaptionerOutput out;
-  out.logits = decode_tokens(encode(images), tokens, cross_attention ? &out.cross_attention : nullptr);
+  out.logits =
+      decode_tokens(encode(images), tokens, cross_attention ? &out.cross_attention : nullptr);
   return out;
 }
 
@@ -219,10 +221,11 @@ std::unique_ptr<DecodeSession> ViTCaptioner::start_decoding(const Tensor& images
 }
 
 std::string ViTCaptioner::extra_repr() const {
-  return detail::cat("image_size=", config.image_size, ", patch=", config.patch, ", dim=", config.dim,
-                     ", encoder_depth=", config.encoder_depth, ", decoder_depth=",
-                     config.decoder_depth, ", heads=", config.heads, ", mlp_dim=", config.mlp_dim,
-                     ", vocab=", config.vocab, ", max_len=", config.max_len);
+  return detail::cat("image_size=", config.image_size, ", patch=", config.patch,
+                     ", dim=", config.dim, ", encoder_depth=", config.encoder_depth,
+                     ", decoder_depth=", config.decoder_depth, ", heads=", config.heads,
+                     ", mlp_dim=", config.mlp_dim, ", vocab=", config.vocab,
+                     ", max_len=", config.max_len);
 }
 
 }  // namespace iris::models

@@ -25,8 +25,8 @@ std::vector<float> host_log_probs(const Tensor& logits) {
   return log_softmax(logits.to(DType::f32), -1).to_vector<float>();
 }
 
-DecodeResult finish(const std::vector<std::vector<int64_t>>& generated,
-                    std::vector<double> scores, const DecodeOptions& opt) {
+DecodeResult finish(const std::vector<std::vector<int64_t>>& generated, std::vector<double> scores,
+                    const DecodeOptions& opt) {
   const int64_t B = static_cast<int64_t>(generated.size());
   size_t L = 0;
   for (const auto& g : generated) L = std::max(L, g.size());
@@ -59,8 +59,7 @@ bool check_reorder_rows(const Tensor& rows, int64_t N, int64_t copies, const cha
   bool identity = true;
   for (int64_t i = 0; i < N; ++i) {
     IRIS_CHECK(r[i] >= 0 && r[i] < N && r[i] / copies == i / copies, who, ": row ", i,
-               " cannot continue from row ", r[i], " (another image; ", copies,
-               " rows per image)");
+               " cannot continue from row ", r[i], " (another image; ", copies, " rows per image)");
     identity = identity && r[i] == i;
   }
   return !identity;
@@ -89,9 +88,10 @@ std::vector<std::pair<std::string, Tensor>> caption_forward_outputs(CaptionModel
   std::vector<std::pair<std::string, Tensor>> out;
   if (!grads) {
     NoGradGuard no_grad;
+    IRIS_CHECK(tokens.defined() && tokens.dim() == 2 && tokens.size(1) >= 2,
+               "caption_forward_outputs: expected tokens [B, T + 1] with T >= 1, got ",
+               tokens.defined() ? tokens.desc() : "undefined");
     const int64_t T = tokens.size(1) - 1;
-    IRIS_CHECK(tokens.dim() == 2 && T >= 1, "caption_forward_outputs: expected tokens [B, T + 1], got ",
-               tokens.desc());
     out.emplace_back("logits", model.forward(images, tokens.to(DType::i64).narrow(1, 0, T)));
     return out;
   }
@@ -119,7 +119,8 @@ DecodeResult greedy_decode(CaptionModel& model, const Tensor& images, const Deco
   std::vector<bool> done(B, false);
   std::vector<int64_t> current(B, opt.bos);
   for (int64_t s = 0; s < opt.max_len; ++s) {
-    const std::vector<float> logp = host_log_probs(session->step(Tensor::from_vector(current, {B})));
+    const std::vector<float> logp =
+        host_log_probs(session->step(Tensor::from_vector(current, {B})));
     const int64_t V = static_cast<int64_t>(logp.size()) / B;
     bool all_done = true;
     for (int64_t b = 0; b < B; ++b) {
@@ -165,7 +166,8 @@ DecodeResult beam_search(CaptionModel& model, const Tensor& images, const Decode
   std::vector<int64_t> current(N, opt.bos), rows(N);
   std::vector<int64_t> order;
   for (int64_t s = 0; s < opt.max_len; ++s) {
-    const std::vector<float> logp = host_log_probs(session->step(Tensor::from_vector(current, {N})));
+    const std::vector<float> logp =
+        host_log_probs(session->step(Tensor::from_vector(current, {N})));
     const int64_t V = static_cast<int64_t>(logp.size()) / N;
     std::vector<double> next_score(N, kNegInf);
     std::vector<std::vector<int64_t>> next_history(N);
@@ -195,8 +197,9 @@ DecodeResult beam_search(CaptionModel& model, const Tensor& images, const Decode
           seq.push_back(token);
           auto& fin = finished[b];
           fin.push_back({normalised(score, s + 1), std::move(seq)});
-          std::stable_sort(fin.begin(), fin.end(),
-                           [](const Hypothesis& x, const Hypothesis& y) { return x.score > y.score; });
+          std::stable_sort(fin.begin(), fin.end(), [](const Hypothesis& x, const Hypothesis& y) {
+            return x.score > y.score;
+          });
           if (static_cast<int64_t>(fin.size()) > K) fin.pop_back();
           continue;
         }
@@ -226,9 +229,9 @@ DecodeResult beam_search(CaptionModel& model, const Tensor& images, const Decode
     if (!done[b])
       for (int64_t k = 0; k < K; ++k)
         if (beam_score[b * K + k] > kNegInf)
-          all.push_back({normalised(beam_score[b * K + k],
-                                    static_cast<int64_t>(history[b * K + k].size())),
-                         history[b * K + k]});
+          all.push_back(
+              {normalised(beam_score[b * K + k], static_cast<int64_t>(history[b * K + k].size())),
+               history[b * K + k]});
     std::stable_sort(all.begin(), all.end(),
                      [](const Hypothesis& x, const Hypothesis& y) { return x.score > y.score; });
     if (!all.empty()) {

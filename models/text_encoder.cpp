@@ -12,8 +12,8 @@ std::vector<int64_t> check_lengths(const Tensor& lengths, int64_t B, int64_t T, 
              who, ": expected integer lengths [", B, "], got ", lengths.desc());
   std::vector<int64_t> l = lengths.to_vector<int64_t>();
   for (int64_t b = 0; b < B; ++b)
-    IRIS_CHECK(l[b] >= 1 && l[b] <= T, who, ": length ", l[b], " of sample ", b,
-               " outside [1, ", T, "]");
+    IRIS_CHECK(l[b] >= 1 && l[b] <= T, who, ": length ", l[b], " of sample ", b, " outside [1, ", T,
+               "]");
   return l;
 }
 
@@ -24,8 +24,10 @@ void TextEncoderConfig::validate(const char* who) const {
              vocab, ", max_len ", max_len, ", depth ", depth, ", mlp_dim ", mlp_dim, ")");
   IRIS_CHECK(dim > 0 && heads > 0 && dim % heads == 0, who, ": dim ", dim,
              " must be a positive multiple of heads ", heads);
-  IRIS_CHECK(pool == "mean" || pool == "first" || pool == "last", who, ": pool must be mean, "
-             "first or last, got '", pool, "'");
+  IRIS_CHECK(pool == "mean" || pool == "first" || pool == "last", who,
+             ": pool must be mean, "
+             "first or last, got '",
+             pool, "'");
 }
 
 Tensor valid_mask(const Tensor& lengths, int64_t B, int64_t T, DType dtype) {
@@ -59,7 +61,8 @@ TextEncoder::TextEncoder(const TextEncoderConfig& cfg, Generator* gen)
     : Module("TextEncoder"), config(cfg) {
   config.validate("TextEncoder");
   const int64_t D = config.dim;
-  pos = register_parameter("pos", randn({1, config.max_len, D}, DType::f32, Device::cpu(), gen) * 0.02);
+  pos = register_parameter("pos",
+                           randn({1, config.max_len, D}, DType::f32, Device::cpu(), gen) * 0.02);
   tok = register_module("tok", std::make_shared<nn::Embedding>(config.vocab, D, std::nullopt, gen));
   blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.depth; ++i)
@@ -89,8 +92,9 @@ Tensor TextEncoder::encode(const Tensor& tokens, const Tensor& lengths) {
 
 std::string TextEncoder::extra_repr() const {
   return detail::cat("vocab=", config.vocab, ", max_len=", config.max_len, ", dim=", config.dim,
-                     ", depth=", config.depth, ", heads=", config.heads, ", mlp_dim=", config.mlp_dim,
-                     ", causal=", config.causal ? "true" : "false", ", pool=", config.pool);
+                     ", depth=", config.depth, ", heads=", config.heads,
+                     ", mlp_dim=", config.mlp_dim, ", causal=", config.causal ? "true" : "false",
+                     ", pool=", config.pool);
 }
 
 }  // namespace iris::models

@@ -20,11 +20,10 @@ ViT::ViT(const VitConfig& cfg, Generator* gen) : Module("ViT"), config(cfg) {
   const int64_t D = config.dim;
   // torch registers patch before cls/pos; state_dict lists own parameters first either way.
   cls = register_parameter("cls", zeros({1, 1, D}));
-  pos = register_parameter("pos", randn({1, config.num_patches() + 1, D}, DType::f32,
-                                         Device::cpu(), gen) *
-                                      0.02);
-  patch = register_module("patch",
-                          std::make_shared<nn::PatchEmbedding>(config.channels, D, config.patch, gen));
+  pos = register_parameter(
+      "pos", randn({1, config.num_patches() + 1, D}, DType::f32, Device::cpu(), gen) * 0.02);
+  patch = register_module(
+      "patch", std::make_shared<nn::PatchEmbedding>(config.channels, D, config.patch, gen));
   blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.depth; ++i)
     blocks->push_back(

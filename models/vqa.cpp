@@ -45,10 +45,11 @@ FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVq
   config.validate();
   const int64_t D = config.dim, M = config.image_tokens();
   if (config.image_encoder == "cnn") {
-    img_pos = register_parameter("img_pos", randn({1, M, D}, DType::f32, Device::cpu(), gen) * 0.02);
+    img_pos =
+        register_parameter("img_pos", randn({1, M, D}, DType::f32, Device::cpu(), gen) * 0.02);
     cnn = register_module("cnn", make_conv_stages(3, config.cnn_channels, gen));
-    img_proj = register_module("img_proj",
-                               std::make_shared<nn::Linear>(config.cnn_channels.back(), D, true, gen));
+    img_proj = register_module(
+        "img_proj", std::make_shared<nn::Linear>(config.cnn_channels.back(), D, true, gen));
   } else {
     VitConfig v;
     v.image_size = config.image_size;
@@ -60,7 +61,8 @@ FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVq
     vit = register_module("vit", std::make_shared<ViT>(v, gen));
   }
   if (config.text_encoder == "lstm") {
-    emb = register_module("emb", std::make_shared<nn::Embedding>(config.vocab, D, std::nullopt, gen));
+    emb =
+        register_module("emb", std::make_shared<nn::Embedding>(config.vocab, D, std::nullopt, gen));
     nn::RnnOptions ro;
     ro.num_layers = config.text_depth;
     ro.batch_first = true;
@@ -87,10 +89,10 @@ FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVq
   }
   const int64_t F = config.fusion == "late" ? 3 * D : D;
   classifier = register_module(
-      "classifier", std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-                        std::make_shared<nn::Linear>(F, config.mlp_dim, true, gen),
-                        std::make_shared<nn::GELU>(),
-                        std::make_shared<nn::Linear>(config.mlp_dim, config.num_answers, true, gen)}));
+      "classifier",
+      std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
+          std::make_shared<nn::Linear>(F, config.mlp_dim, true, gen), std::make_shared<nn::GELU>(),
+          std::make_shared<nn::Linear>(config.mlp_dim, config.num_answers, true, gen)}));
 }
 
 Tensor FusionVqa::image_tokens(const Tensor& images) {
@@ -103,11 +105,12 @@ Tensor FusionVqa::image_tokens(const Tensor& images) {
 }
 
 std::pair<Tensor, Tensor> FusionVqa::question(const Tensor& questions, const Tensor& lengths) {
-  IRIS_CHECK(questions.defined() && questions.dim() == 2 && questions.size(1) >= 1 &&
-                 questions.size(1) <= config.max_question_len &&
-                 (questions.dtype() == DType::i64 || questions.dtype() == DType::i32),
-             "FusionVqa: expected integer questions [B, T] with 1 <= T <= ",
-             config.max_question_len, ", got ", questions.defined() ? questions.desc() : "undefined");
+  IRIS_CHECK(
+      questions.defined() && questions.dim() == 2 && questions.size(1) >= 1 &&
+          questions.size(1) <= config.max_question_len &&
+          (questions.dtype() == DType::i64 || questions.dtype() == DType::i32),
+      "FusionVqa: expected integer questions [B, T] with 1 <= T <= ", config.max_question_len,
+      ", got ", questions.defined() ? questions.desc() : "undefined");
   if (text) {
     const Tensor x = text->forward(questions, lengths);
     return {x, pool_tokens(x, lengths, "mean")};

@@ -26,14 +26,14 @@ struct FusionConfig {
   std::string text_encoder = "lstm";  // lstm | transformer
   int64_t image_size = 64;
   std::vector<int64_t> cnn_channels = {32, 64, 128};  // conv stages, each halving H and W
-  int64_t patch = 8;       // vit
-  int64_t vit_depth = 2;   // vit
-  int64_t dim = 128;       // width of image tokens, question tokens and fusion
+  int64_t patch = 8;                                  // vit
+  int64_t vit_depth = 2;                              // vit
+  int64_t dim = 128;  // width of image tokens, question tokens and fusion
   int64_t heads = 4;
-  int64_t mlp_dim = 256;   // Transformer MLPs and the classifier's hidden layer
+  int64_t mlp_dim = 256;  // Transformer MLPs and the classifier's hidden layer
   int64_t vocab = 1024;
   int64_t max_question_len = 24;
-  int64_t text_depth = 2;  // transformer text encoder blocks, or LSTM layers
+  int64_t text_depth = 2;    // transformer text encoder blocks, or LSTM layers
   int64_t fusion_depth = 2;  // early / xattn blocks
   int64_t num_answers = 100;
 

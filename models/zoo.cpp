@@ -31,7 +31,7 @@ int64_t json_int(const Value& v, const std::string& who, const std::string& fiel
 }
 
 const std::vector<std::string>& names() {
-  static const std::vector<std::string> n = {"vit-cap",   "cnn-rnn",     "vit-b16",     "clip",
+  static const std::vector<std::string> n = {"vit-cap",      "cnn-rnn",     "vit-b16",     "clip",
                                              "fusion-early", "fusion-late", "fusion-xattn"};
   return n;
 }
@@ -142,7 +142,8 @@ bool is_captioner(const std::string& name) { return name == "vit-cap" || name ==
 std::string zoo_config(const std::string& name, const std::string& overrides) {
   check_name(name, "zoo_config");
   const std::string who = "config of " + name;
-  if (name == "vit-cap") return config_to_json(config_from_json<ViTCaptionerConfig>(overrides, who));
+  if (name == "vit-cap")
+    return config_to_json(config_from_json<ViTCaptionerConfig>(overrides, who));
   if (name == "cnn-rnn") return config_to_json(config_from_json<CnnRnnConfig>(overrides, who));
   if (name == "vit-b16") return config_to_json(config_from_json<VitConfig>(overrides, who));
   if (name == "clip") return config_to_json(config_from_json<ClipConfig>(overrides, who));
@@ -166,14 +167,14 @@ std::shared_ptr<nn::Module> build_model(const std::string& name, const std::stri
   check_name(name, "build_model");
   if (is_captioner(name)) return build_captioner(name, config_json, gen);
   if (name == "vit-b16")
-    return std::make_shared<ViT>(config_from_json<VitConfig>(config_json, "config of vit-b16"), gen);
+    return std::make_shared<ViT>(config_from_json<VitConfig>(config_json, "config of vit-b16"),
+                                 gen);
   if (name == "clip")
     return std::make_shared<Clip>(config_from_json<ClipConfig>(config_json, "config of clip"), gen);
   return std::make_shared<FusionVqa>(fusion_config(name, config_json), gen);
 }
 
-std::string infer_captioner_config(const std::string& name,
-                                   const std::map<std::string, Tensor>& t,
+std::string infer_captioner_config(const std::string& name, const std::map<std::string, Tensor>& t,
                                    const std::string& base) {
   const std::string who = "infer_captioner_config(" + name + ")";
   if (name == "vit-cap") {
@@ -192,7 +193,8 @@ std::string infer_captioner_config(const std::string& name,
     c.image_size = side * c.patch;
     c.encoder_depth = count_indexed(t, "enc.blocks.", "ln1.weight");
     c.decoder_depth = count_indexed(t, "dec.", "ln1.weight");
-    const std::string mlp = c.encoder_depth > 0 ? "enc.blocks.0.mlp.0.weight" : "dec.0.mlp.0.weight";
+    const std::string mlp =
+        c.encoder_depth > 0 ? "enc.blocks.0.mlp.0.weight" : "dec.0.mlp.0.weight";
     if (t.count(mlp)) c.mlp_dim = t.at(mlp).size(0);
     return config_to_json(c);
   }

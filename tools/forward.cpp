@@ -11,8 +11,8 @@
 namespace iris::tools {
 
 int run_forward(const ForwardOptions& opt) {
-  IRIS_CHECK(models::is_captioner(opt.model), "iris forward: --model must be vit-cap or cnn-rnn, got '",
-             opt.model, "'");
+  IRIS_CHECK(models::is_captioner(opt.model),
+             "iris forward: --model must be vit-cap or cnn-rnn, got '", opt.model, "'");
   const Device device = parse_device(opt.device);
   const Safetensors weights = load_safetensors(opt.weights);
   // An iris checkpoint carries its configuration; a torch_ref export is read off its shapes.
@@ -33,8 +33,8 @@ int run_forward(const ForwardOptions& opt) {
                  (tokens.dtype() == DType::i64 || tokens.dtype() == DType::i32),
              "iris forward: ", opt.inputs, ": 'tokens' must be integer [", image.size(0),
              ", T + 1] with T >= 1, got ", tokens.desc());
-  auto outputs = models::caption_forward_outputs(*model, image.to(device), tokens.to(device),
-                                                 opt.grads);
+  auto outputs =
+      models::caption_forward_outputs(*model, image.to(device), tokens.to(device), opt.grads);
   save_safetensors(opt.out, outputs, {{"iris.model", opt.model}, {"iris.config", config}});
   std::printf("{\"model\": \"%s\", \"batch\": %lld, \"tensors\": %zu, \"out\": \"%s\"}\n",
               opt.model.c_str(), static_cast<long long>(image.size(0)), outputs.size(),

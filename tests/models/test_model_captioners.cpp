@@ -43,7 +43,8 @@ Tensor tokens_of(const std::vector<int64_t>& ids, int64_t B, int64_t T) {
 
 Tensor random_tokens(int64_t B, int64_t T, int64_t V, uint64_t seed) {
   std::vector<int64_t> ids(B * T);
-  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>((i * 7 + seed * 3 + i * i) % V);
+  for (size_t i = 0; i < ids.size(); ++i)
+    ids[i] = static_cast<int64_t>((i * 7 + seed * 3 + i * i) % V);
   return tokens_of(ids, B, T);
 }
 
@@ -140,10 +141,10 @@ TEST(CnnRnnCaptioner, TorchRefDefaultsAndNames) {
   CnnRnnCaptioner m;
   EXPECT_EQ(m.parameter_count(), 4719841);
   const auto sd = m.state_dict();
-  const std::vector<std::string> head = {"cnn.0.weight",         "cnn.1.weight",
-                                         "cnn.1.bias",           "cnn.1.running_mean",
-                                         "cnn.1.running_var",    "cnn.1.num_batches_tracked",
-                                         "cnn.3.weight",         "cnn.4.weight"};
+  const std::vector<std::string> head = {"cnn.0.weight",      "cnn.1.weight",
+                                         "cnn.1.bias",        "cnn.1.running_mean",
+                                         "cnn.1.running_var", "cnn.1.num_batches_tracked",
+                                         "cnn.3.weight",      "cnn.4.weight"};
   for (size_t i = 0; i < head.size(); ++i) EXPECT_EQ(sd[i].first, head[i]);
   EXPECT_EQ(m.find("cnn.21.weight").shape(), (Shape{256, 256, 3, 3}));
   EXPECT_EQ(m.find("cnn.22.num_batches_tracked").dtype(), DType::i64);
@@ -180,9 +181,9 @@ TEST(CnnRnnCaptioner, MatchesTheReferenceRecurrence) {
     const Tensor e = linear(tanh(pf + linear(h, m.att_h->weight, m.att_h->bias).unsqueeze(1)),
                             m.att_v->weight, m.att_v->bias);
     const Tensor ctx = sum(softmax(e, 1) * f, {1});
-    const LstmState s = lstm_cell(cat({embedding(m.emb->weight, tok.select(1, t)), ctx}, 1), h, c,
-                                  m.cell->weight_ih, m.cell->weight_hh, m.cell->bias_ih,
-                                  m.cell->bias_hh);
+    const LstmState s =
+        lstm_cell(cat({embedding(m.emb->weight, tok.select(1, t)), ctx}, 1), h, c,
+                  m.cell->weight_ih, m.cell->weight_hh, m.cell->bias_ih, m.cell->bias_hh);
     h = s.h;
     c = s.c;
     outs.push_back(linear(h, m.out->weight, m.out->bias));
@@ -219,13 +220,14 @@ TEST(Captioners, BadInputsNameTheModel) {
   ViTCaptioner vc(tiny_vit_cap(), &g);
   CnnRnnCaptioner cr(tiny_cnn_rnn(), &g);
   const Tensor img = randn_seeded({2, 3, 16, 16}, 7, DType::f32);
-  EXPECT_IRIS_ERROR(vc.forward(randn_seeded({2, 3, 20, 20}, 1, DType::f32), random_tokens(2, 3, 11, 0)),
-                    "ViT");
+  EXPECT_IRIS_ERROR(
+      vc.forward(randn_seeded({2, 3, 20, 20}, 1, DType::f32), random_tokens(2, 3, 11, 0)), "ViT");
   EXPECT_IRIS_ERROR(vc.forward(img, random_tokens(2, 7, 11, 0)), "ViTCaptioner");  // > max_len
   EXPECT_IRIS_ERROR(vc.forward(img, random_tokens(3, 3, 11, 0)), "ViTCaptioner");  // batch
   EXPECT_IRIS_ERROR(cr.forward(img, randn_seeded({2, 3}, 1, DType::f32)), "CnnRnnCaptioner");
-  EXPECT_IRIS_ERROR(cr.forward(randn_seeded({2, 1, 16, 16}, 1, DType::f32), random_tokens(2, 3, 9, 0)),
-                    "CnnRnnCaptioner");
+  EXPECT_IRIS_ERROR(
+      cr.forward(randn_seeded({2, 1, 16, 16}, 1, DType::f32), random_tokens(2, 3, 9, 0)),
+      "CnnRnnCaptioner");
   ViTCaptionerConfig bad = tiny_vit_cap();
   bad.heads = 5;
   EXPECT_IRIS_ERROR(ViTCaptioner{bad}, "heads");

@@ -43,7 +43,9 @@ ClipConfig tiny_clip() {
   return c;
 }
 
-Tensor ids(const std::vector<int64_t>& v, int64_t B, int64_t T) { return Tensor::from_vector(v, {B, T}); }
+Tensor ids(const std::vector<int64_t>& v, int64_t B, int64_t T) {
+  return Tensor::from_vector(v, {B, T});
+}
 Tensor lens(const std::vector<int64_t>& v) {
   return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
 }
@@ -173,9 +175,7 @@ TEST(Clip, GradcheckFloat64) {
   const Tensor l = lens({5, 4});
   Tensor img = testing::param({2, 3, 8, 8}, 8);
   EXPECT_GRADCHECK(
-      [&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{clip.loss(in[0], tok, l)};
-      },
+      [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{clip.loss(in[0], tok, l)}; },
       {img, clip.logit_scale, clip.visual_proj->weight, clip.text_proj->weight, clip.text->pos});
 }
 

@@ -131,7 +131,8 @@ TEST(Decode, BeamWidthOneIsGreedy) {
   for (double lp : {0.0, 1.0}) {
     auto v = vit_cap(13, 4);
     auto c = cnn_rnn(13, 5);
-    for (CaptionModel* m : {static_cast<CaptionModel*>(v.get()), static_cast<CaptionModel*>(c.get())}) {
+    for (CaptionModel* m :
+         {static_cast<CaptionModel*>(v.get()), static_cast<CaptionModel*>(c.get())}) {
       DecodeOptions opt;
       opt.max_len = 9;
       opt.length_penalty = lp;
@@ -153,7 +154,8 @@ TEST(Decode, WideBeamFindsTheExhaustiveOptimum) {
   const int64_t V = 4, max_len = 3;
   auto v = vit_cap(V, 6);
   auto c = cnn_rnn(V, 7);
-  for (CaptionModel* m : {static_cast<CaptionModel*>(v.get()), static_cast<CaptionModel*>(c.get())}) {
+  for (CaptionModel* m :
+       {static_cast<CaptionModel*>(v.get()), static_cast<CaptionModel*>(c.get())}) {
     const Tensor img = images(2, 24);
     DecodeOptions opt;
     opt.max_len = max_len;
@@ -165,8 +167,8 @@ TEST(Decode, WideBeamFindsTheExhaustiveOptimum) {
       double best = -std::numeric_limits<double>::infinity();
       std::vector<int64_t> best_seq;
       std::function<void(std::vector<int64_t>)> walk = [&](std::vector<int64_t> seq) {
-        const bool ended = !seq.empty() && (seq.back() == opt.eos ||
-                                            static_cast<int64_t>(seq.size()) == max_len);
+        const bool ended =
+            !seq.empty() && (seq.back() == opt.eos || static_cast<int64_t>(seq.size()) == max_len);
         if (ended) {
           const double s = sequence_log_prob(*m, one, seq, opt.bos);
           if (s > best) best = s, best_seq = seq;
@@ -211,7 +213,8 @@ TEST(Decode, BeamScoresAreLengthPenalisedTeacherForcedLogProbs) {
 TEST(Decode, BeamSearchIsIndependentOfTheBatchAndOfTheCache) {
   auto v = vit_cap(13, 9);
   auto c = cnn_rnn(13, 10);
-  for (CaptionModel* m : {static_cast<CaptionModel*>(v.get()), static_cast<CaptionModel*>(c.get())}) {
+  for (CaptionModel* m :
+       {static_cast<CaptionModel*>(v.get()), static_cast<CaptionModel*>(c.get())}) {
     const Tensor img = images(3, 26);
     DecodeOptions opt;
     opt.max_len = 9;

@@ -31,7 +31,9 @@ FusionConfig tiny(const std::string& fusion, const std::string& image, const std
   return c;
 }
 
-Tensor questions() { return Tensor::from_vector(std::vector<int64_t>{1, 4, 5, 9, 2, 3, 7, 7, 6, 5}, {2, 5}); }
+Tensor questions() {
+  return Tensor::from_vector(std::vector<int64_t>{1, 4, 5, 9, 2, 3, 7, 7, 6, 5}, {2, 5});
+}
 Tensor lengths() { return Tensor::from_vector(std::vector<int64_t>{3, 5}, {2}); }
 
 struct Variant {
@@ -39,9 +41,9 @@ struct Variant {
   const char* image;
   const char* text;
 };
-const Variant kVariants[] = {{"early", "cnn", "lstm"},  {"early", "vit", "transformer"},
+const Variant kVariants[] = {{"early", "cnn", "lstm"},       {"early", "vit", "transformer"},
                              {"late", "cnn", "transformer"}, {"late", "vit", "lstm"},
-                             {"xattn", "cnn", "lstm"},  {"xattn", "vit", "transformer"}};
+                             {"xattn", "cnn", "lstm"},       {"xattn", "vit", "transformer"}};
 
 TEST(FusionVqa, ShapesNamesAndPaddingInvariance) {
   for (const Variant& v : kVariants) {
@@ -54,7 +56,8 @@ TEST(FusionVqa, ShapesNamesAndPaddingInvariance) {
     EXPECT_EQ(logits.shape(), (Shape{2, 5}));
     EXPECT_EQ(m.image_tokens(img).size(1), std::string(v.image) == "cnn" ? 4 : 5);
     // Tokens past a question's length change nothing.
-    const Tensor other = Tensor::from_vector(std::vector<int64_t>{1, 4, 5, 0, 12, 3, 7, 7, 6, 5}, {2, 5});
+    const Tensor other =
+        Tensor::from_vector(std::vector<int64_t>{1, 4, 5, 0, 12, 3, 7, 7, 6, 5}, {2, 5});
     EXPECT_CLOSE(m.forward(img, other, lengths()), logits, 1e-5, 1e-6);
     EXPECT_GT(amax(abs(m.forward(img, other) - m.forward(img, questions()))).item(), 1e-6);
     const auto sd = m.state_dict();
@@ -128,8 +131,8 @@ TEST(FusionVqa, BadInputsAndConfigs) {
   EXPECT_IRIS_ERROR(m.forward(img, Tensor::from_vector(std::vector<int64_t>(14, 1), {2, 7})),
                     "FusionVqa");
   EXPECT_IRIS_ERROR(m.forward(img.narrow(0, 0, 1), questions()), "FusionVqa");
-  EXPECT_IRIS_ERROR(m.forward(img, questions(), Tensor::from_vector(std::vector<int64_t>{0, 5}, {2})),
-                    "length");
+  EXPECT_IRIS_ERROR(
+      m.forward(img, questions(), Tensor::from_vector(std::vector<int64_t>{0, 5}, {2})), "length");
   EXPECT_IRIS_ERROR(FusionVqa{tiny("middle", "cnn", "lstm")}, "fusion");
   EXPECT_IRIS_ERROR(FusionVqa{tiny("late", "resnet", "lstm")}, "image_encoder");
   EXPECT_IRIS_ERROR(FusionVqa{tiny("late", "cnn", "gru")}, "text_encoder");

@@ -28,10 +28,13 @@ TEST(Zoo, EveryNameBuildsItsModel) {
   const std::vector<std::string> want = {"vit-cap",      "cnn-rnn",     "vit-b16",     "clip",
                                          "fusion-early", "fusion-late", "fusion-xattn"};
   EXPECT_EQ(zoo_names(), want);
-  const std::map<std::string, std::string> type = {
-      {"vit-cap", "ViTCaptioner"}, {"cnn-rnn", "CnnRnnCaptioner"}, {"vit-b16", "ViT"},
-      {"clip", "Clip"},           {"fusion-early", "FusionVqa"},  {"fusion-late", "FusionVqa"},
-      {"fusion-xattn", "FusionVqa"}};
+  const std::map<std::string, std::string> type = {{"vit-cap", "ViTCaptioner"},
+                                                   {"cnn-rnn", "CnnRnnCaptioner"},
+                                                   {"vit-b16", "ViT"},
+                                                   {"clip", "Clip"},
+                                                   {"fusion-early", "FusionVqa"},
+                                                   {"fusion-late", "FusionVqa"},
+                                                   {"fusion-xattn", "FusionVqa"}};
   for (const auto& name : want) {
     // vit-b16 at a small depth: the defaults are tested in test_model_captioners.
     const std::string cfg = name == "vit-b16" ? R"({"depth": 1})" : "{}";
@@ -52,12 +55,15 @@ TEST(Zoo, ConfigsRoundTripThroughJson) {
   EXPECT_EQ(c.decoder_depth, 2);
   EXPECT_EQ(c.encoder_depth, 4);  // default kept
   EXPECT_EQ(zoo_config("vit-cap", vc), vc);
-  const auto cr = config_from_json<CnnRnnConfig>(zoo_config("cnn-rnn", R"({"channels": [8, 16]})"), "t");
+  const auto cr =
+      config_from_json<CnnRnnConfig>(zoo_config("cnn-rnn", R"({"channels": [8, 16]})"), "t");
   EXPECT_EQ(cr.channels, (std::vector<int64_t>{8, 16}));
-  const auto cl = config_from_json<ClipConfig>(zoo_config("clip", R"({"max_logit_scale": 50.5})"), "t");
+  const auto cl =
+      config_from_json<ClipConfig>(zoo_config("clip", R"({"max_logit_scale": 50.5})"), "t");
   EXPECT_DOUBLE_EQ(cl.max_logit_scale, 50.5);
   const auto fu = config_from_json<FusionConfig>(
-      zoo_config("fusion-early", R"({"image_encoder": "vit", "text_encoder": "transformer"})"), "t");
+      zoo_config("fusion-early", R"({"image_encoder": "vit", "text_encoder": "transformer"})"),
+      "t");
   EXPECT_EQ(fu.fusion, "early");
   EXPECT_EQ(fu.image_encoder, "vit");
   auto m = build_model("vit-cap", vc);

@@ -11,8 +11,11 @@
 #include <tuple>
 #include <vector>
 
+#include "models/clip.h"
+#include "models/vqa.h"
 #include "models/zoo.h"
 #include "nn/checkpoint.h"
+#include "nn/loss.h"
 #include "nn/safetensors.h"
 #include "tests/support/testing.h"
 
@@ -39,9 +42,9 @@ struct Export {
 
 void export_case(Export& e, const std::string& model, int batch, int seed) {
   e.dir = temp_dir();
-  const int rc = testing::run_python(torch_ref(), {"export", model, e.dir, "--batch",
-                                                   std::to_string(batch), "--seed",
-                                                   std::to_string(seed)});
+  const int rc = testing::run_python(
+      torch_ref(),
+      {"export", model, e.dir, "--batch", std::to_string(batch), "--seed", std::to_string(seed)});
   ASSERT_EQ(rc, 0) << "torch_ref.py export " << model << " failed";
 }
 
@@ -121,10 +124,93 @@ TEST(ParityModels, BatchNormBuffersUpdateAsTorchInTrainingMode) {
   caption_forward_outputs(*model, inputs.at("image"), inputs.at("tokens"), false);
   EXPECT_EQ(model->find("cnn.1.num_batches_tracked").item(), 1.0);
   // The first BN's running mean moved by momentum 0.1 towards the batch mean of conv 0.
-  const Tensor conv0 = conv2d(inputs.at("image"), model->find("cnn.0.weight"), Tensor(), {2, 2},
-                              {1, 1});
+  const Tensor conv0 =
+      conv2d(inputs.at("image"), model->find("cnn.0.weight"), Tensor(), {2, 2}, {1, 1});
   const Tensor want = mean(conv0, {0, 2, 3}) * 0.1;
   EXPECT_CLOSE(model->find("cnn.1.running_mean"), want, 1e-4, 1e-6);
+}
+
+// ---- Clip and the fusion models against their PyTorch twins (tests/parity/models_parity.py) --
+
+std::string models_parity() { return testing::source_dir() + "/tests/parity/models_parity.py"; }
+
+struct TwinCase {
+  Export e;
+  Safetensors weights, inputs, expected;
+  std::shared_ptr<nn::Module> model;
+};
+
+// Exports `name` from the twin with `config` (iris's full configuration JSON), builds the iris
+// model from the same JSON and loads the twin's weights (strict: every name must match).
+void twin_case(TwinCase& t, const std::string& name, const std::string& overrides, int batch,
+               int seed) {
+  const std::string config = zoo_config(name, overrides);
+  t.e.dir = temp_dir();
+  ASSERT_EQ(
+      testing::run_python(models_parity(), {"export", name, t.e.dir, config, "--batch",
+                                            std::to_string(batch), "--seed", std::to_string(seed)}),
+      0)
+      << name << " " << config;
+  t.weights = load_safetensors(t.e.dir + "/weights.safetensors");
+  t.inputs = load_safetensors(t.e.dir + "/inputs.safetensors");
+  t.expected = load_safetensors(t.e.dir + "/expected.safetensors");
+  t.model = build_model(name, config);
+  nn::load_state_dict(*t.model, t.weights.tensors);
+  t.model->train();
+  t.model->zero_grad();
+}
+
+void expect_outputs_and_grads(const TwinCase& t,
+                              const std::vector<std::pair<std::string, Tensor>>& outputs) {
+  std::vector<std::pair<std::string, Tensor>> all = outputs;
+  for (const auto& [name, p] : t.model->named_parameters())
+    all.emplace_back("grad." + name, p.grad().defined() ? p.grad() : zeros_like(p));
+  ASSERT_EQ(all.size(), t.expected.names.size());
+  for (const auto& [key, actual] : all) {
+    ASSERT_TRUE(t.expected.has(key)) << "iris has " << key << ", the twin does not";
+    EXPECT_TRUE(testing::all_close(actual, t.expected.at(key), 1e-4, 1e-5)) << key;
+  }
+}
+
+TEST(ParityModels, ClipMatchesItsTorchTwin) {
+  const std::string cfg = R"({"image_size": 16, "patch": 4, "vision_dim": 16, "vision_depth": 2,
+      "vision_heads": 2, "vision_mlp": 24, "vocab": 30, "text_len": 7, "text_dim": 12,
+      "text_depth": 2, "text_heads": 3, "text_mlp": 20, "embed_dim": 8})";
+  for (int seed : {0, 1}) {
+    SCOPED_TRACE(seed);
+    TwinCase t;
+    ASSERT_NO_FATAL_FAILURE(twin_case(t, "clip", cfg, 5, seed));
+    auto& clip = dynamic_cast<Clip&>(*t.model);
+    const Tensor img = t.inputs.at("image"), tok = t.inputs.at("tokens");
+    const Tensor len = t.inputs.at("lengths");
+    const Tensor ie = clip.encode_image(img), te = clip.encode_text(tok, len);
+    const Tensor loss = nn::clip_loss(ie, te, clip.logit_scale, clip.config.max_logit_scale);
+    loss.backward();
+    expect_outputs_and_grads(t, {{"image_embeddings", ie.detach()},
+                                 {"text_embeddings", te.detach()},
+                                 {"loss", loss.detach().reshape({1})}});
+  }
+}
+
+TEST(ParityModels, FusionModelsMatchTheirTorchTwins) {
+  const std::string sizes = R"("image_size": 16, "cnn_channels": [4, 8], "patch": 4,
+      "vit_depth": 1, "dim": 12, "heads": 3, "mlp_dim": 20, "vocab": 30, "max_question_len": 7,
+      "text_depth": 2, "fusion_depth": 2, "num_answers": 9)";
+  for (const std::string name : {"fusion-early", "fusion-late", "fusion-xattn"})
+    for (const std::string encoders :
+         {R"("image_encoder": "cnn", "text_encoder": "lstm")",
+          R"("image_encoder": "vit", "text_encoder": "transformer")"}) {
+      SCOPED_TRACE(name + " " + encoders);
+      TwinCase t;
+      ASSERT_NO_FATAL_FAILURE(twin_case(t, name, "{" + encoders + ", " + sizes + "}", 4, 2));
+      auto& vqa = dynamic_cast<FusionVqa&>(*t.model);
+      const Tensor logits =
+          vqa.forward(t.inputs.at("image"), t.inputs.at("questions"), t.inputs.at("lengths"));
+      const Tensor loss = cross_entropy(logits, t.inputs.at("answers"));
+      loss.backward();
+      expect_outputs_and_grads(t,
+                               {{"logits", logits.detach()}, {"loss", loss.detach().reshape({1})}});
+    }
 }
 
 std::string iris_binary() {
