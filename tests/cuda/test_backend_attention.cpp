@@ -13,19 +13,7 @@ namespace {
 
 using testing::randn_seeded;
 
-bool cuda_usable() {
-  try {
-    (void)Tensor::empty({1}, DType::f32, Device::cuda(0));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_CUDA() \
-  if (!cuda_usable()) GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
-
-const Device kCuda = Device::cuda(0);
+using testing::kCuda;
 
 struct Case {
   const char* name = "";
@@ -80,7 +68,7 @@ void compare(const Case& c) {
 }
 
 TEST(BackendAttention, PlainBothDtypes) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f32, DType::f64}) {
     Case c;
     c.name = "plain";
@@ -90,7 +78,7 @@ TEST(BackendAttention, PlainBothDtypes) {
 }
 
 TEST(BackendAttention, CausalLqNeLk) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   Case a;
   a.name = "causal Lq < Lk";
   a.causal = true;
@@ -103,7 +91,7 @@ TEST(BackendAttention, CausalLqNeLk) {
 }
 
 TEST(BackendAttention, LengthsAndKeyMaskD64) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   Case c;
   c.name = "lengths + mask, D=64";
   c.D = 64, c.Dv = 64, c.B = 2, c.H = 1;
@@ -120,7 +108,7 @@ TEST(BackendAttention, LengthsAndKeyMaskD64) {
 }
 
 TEST(BackendAttention, StridedLayoutAndDvNeD) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   Case c;
   c.name = "[B, L, H, D] views, Dv != D";
   c.blhd = true, c.H = 3, c.Lq = 19, c.Lk = 33, c.D = 16, c.Dv = 24, c.causal = true;
@@ -128,7 +116,7 @@ TEST(BackendAttention, StridedLayoutAndDvNeD) {
 }
 
 TEST(BackendAttention, HeadDim128) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   Case c;
   c.name = "D = Dv = 128 (the largest head)";
   c.B = 1, c.H = 1, c.Lq = 9, c.Lk = 40, c.D = 128, c.Dv = 128, c.causal = true;
@@ -136,7 +124,7 @@ TEST(BackendAttention, HeadDim128) {
 }
 
 TEST(BackendAttention, ErrorsNameTheOp) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor q = randn_seeded({1, 1, 3, 160}, 5, DType::f32).to(kCuda);
   EXPECT_IRIS_ERROR(scaled_dot_product_attention(q, q, q), "head dims up to 128");
 }

@@ -8,23 +8,10 @@ namespace {
 
 using testing::randn_seeded;
 
-// The CUDA device of this binary: the emulator's (test_*_emu) or a real GPU.
-bool cuda_usable() {
-  try {
-    (void)Tensor::empty({1}, DType::f32, Device::cuda(0));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_CUDA() \
-  if (!cuda_usable()) GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
-
-const Device kCuda = Device::cuda(0);
+using testing::kCuda;
 
 TEST(BackendElementwise, TransfersRoundTrip) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   Tensor x = randn_seeded({3, 5}, 1, DType::f32);
   Tensor d = x.to(kCuda);
   EXPECT_TRUE(d.device().is_cuda());
@@ -33,7 +20,7 @@ TEST(BackendElementwise, TransfersRoundTrip) {
 }
 
 TEST(BackendElementwise, UnaryForwardAndBackwardMatchCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   // 7 x 13 (not a multiple of any block size), transposed so the kernel sees strides.
   const Tensor base = randn_seeded({13, 7}, 2, DType::f32).t();
   const Tensor pos = add(abs(base), scalar_like(base, 0.25));
@@ -64,7 +51,7 @@ TEST(BackendElementwise, UnaryForwardAndBackwardMatchCpu) {
 }
 
 TEST(BackendElementwise, BinaryBroadcastCompareWhere) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor a = randn_seeded({3, 1, 5}, 3, DType::f32), b = randn_seeded({4, 1}, 4, DType::f32);
   const Tensor ag = a.to(kCuda), bg = b.to(kCuda);
   EXPECT_CLOSE(add(ag, bg), add(a, b), 0, 0);
@@ -84,7 +71,7 @@ TEST(BackendElementwise, BinaryBroadcastCompareWhere) {
 }
 
 TEST(BackendElementwise, PhiloxDrawsAreTheSameOnBothBackends) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   Generator g1(99), g2(99);
   const Tensor c = randn({1000}, DType::f32, Device::cpu(), &g1);
   const Tensor d = randn({1000}, DType::f32, kCuda, &g2);
@@ -95,7 +82,7 @@ TEST(BackendElementwise, PhiloxDrawsAreTheSameOnBothBackends) {
 }
 
 TEST(BackendElementwise, ErrorsNameTheOp) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor a = randn_seeded({3}, 5, DType::f32);
   EXPECT_IRIS_ERROR(add(a.to(kCuda), a), "device mismatch");
   EXPECT_IRIS_ERROR(exp(a.to(DType::bf16).to(kCuda)), "unsupported dtype bfloat16 on cuda");

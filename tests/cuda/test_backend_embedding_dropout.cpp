@@ -10,26 +10,14 @@ namespace {
 
 using testing::randn_seeded;
 
-bool cuda_usable() {
-  try {
-    (void)Tensor::empty({1}, DType::f32, Device::cuda(0));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_CUDA() \
-  if (!cuda_usable()) GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
-
-const Device kCuda = Device::cuda(0);
+using testing::kCuda;
 
 Tensor ids_tensor(const std::vector<int64_t>& v, const Shape& shape, DType dt) {
   return Tensor::from_vector(v, shape).to(dt);
 }
 
 TEST(BackendEmbedding, ForwardAndBackwardMatchCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const int64_t V = 11, D = 37;  // D not a multiple of the 32-wide column tiles
   // Repeated ids (3 four times, 0 twice) and the padding row (5) among them.
   const std::vector<int64_t> ids = {3, 0, 5, 3, 10, 3, 7, 0, 3, 5, 1, 9, 2, 8, 4, 6, 10};
@@ -60,7 +48,7 @@ TEST(BackendEmbedding, ForwardAndBackwardMatchCpu) {
 }
 
 TEST(BackendEmbedding, ManyRowsAndLargeDim) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const int64_t V = 1000, D = 70, n = 300;
   std::vector<int64_t> ids(n);
   for (int64_t k = 0; k < n; ++k) ids[k] = (k * 37 + k / 7) % V;
@@ -77,7 +65,7 @@ TEST(BackendEmbedding, ManyRowsAndLargeDim) {
 }
 
 TEST(BackendEmbedding, OutOfRangeIdIsAnError) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor w = randn_seeded({4, 3}, 5, DType::f32).to(kCuda);
   const Tensor id = Tensor::from_vector<int64_t>({1, 2, 9, 0, -1}, {5}).to(kCuda);
   EXPECT_IRIS_ERROR(embedding(w, id), "index 9 (at position 2) is out of range for a weight of 4");
@@ -88,7 +76,7 @@ TEST(BackendEmbedding, OutOfRangeIdIsAnError) {
 // dropout_apply directly: the mask of kernels/dropout.h, bit for bit, for odd offsets
 // (not on a Philox block boundary), odd sizes and several p.
 TEST(BackendDropout, MaskIsBitIdenticalToCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f32, DType::f64}) {
     const Tensor x = randn_seeded({1001}, 6, dt);
     const Tensor xg = x.to(kCuda);
@@ -105,7 +93,7 @@ TEST(BackendDropout, MaskIsBitIdenticalToCpu) {
 }
 
 TEST(BackendDropout, InPlaceAndAutogradMatchCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   // out aliasing x
   const Tensor x = randn_seeded({7, 13}, 7, DType::f32);
   Tensor oc = Tensor::empty(x.shape(), DType::f32);

@@ -13,19 +13,7 @@ namespace {
 
 using testing::randn_seeded;
 
-bool cuda_usable() {
-  try {
-    (void)Tensor::empty({1}, DType::f32, Device::cuda(0));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_CUDA() \
-  if (!cuda_usable()) GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
-
-const Device kCuda = Device::cuda(0);
+using testing::kCuda;
 
 struct Tol {
   double rtol, atol;
@@ -65,27 +53,27 @@ void compare(int64_t M, int64_t N, DType dt, bool affine, uint64_t seed) {
 }
 
 TEST(BackendLayerNorm, WidthsMatchCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   uint64_t seed = 10;
   for (int64_t N : {1, 7, 192, 1000, 1500})
     for (DType dt : {DType::f32, DType::f64}) compare(5, N, dt, true, seed += 4);
 }
 
 TEST(BackendLayerNorm, WithoutAffineMatchesCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   compare(3, 33, DType::f32, false, 100);
   compare(2, 1500, DType::f64, false, 104);
 }
 
 TEST(BackendLayerNorm, ManyRowsUseSeveralRowsPerGroup) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   // More rows than partial groups: warp path (N <= 1024) and block path.
   compare(1030, 3, DType::f32, true, 200);
   compare(259, 1031, DType::f32, true, 204);
 }
 
 TEST(BackendLayerNorm, SavedStatisticsMatchCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const int64_t M = 4, N = 1000;
   const Tensor x = randn_seeded({M, N}, 300, DType::f64);
   const Tensor w = randn_seeded({N}, 301, DType::f64), b = randn_seeded({N}, 302, DType::f64);
@@ -104,7 +92,7 @@ TEST(BackendLayerNorm, SavedStatisticsMatchCpu) {
 }
 
 TEST(BackendLayerNorm, BackwardIsDeterministic) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor x = randn_seeded({300, 40}, 400, DType::f32).to(kCuda);
   const Tensor w = randn_seeded({40}, 401, DType::f32).to(kCuda);
   const Tensor dy = randn_seeded({300, 40}, 402, DType::f32).to(kCuda);
@@ -119,7 +107,7 @@ TEST(BackendLayerNorm, BackwardIsDeterministic) {
 }
 
 TEST(BackendLayerNorm, BackwardPartialOutputsAndEmptyBatch) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const int64_t M = 6, N = 45;
   const Tensor x = randn_seeded({M, N}, 500, DType::f64), w = randn_seeded({N}, 501, DType::f64);
   const Tensor dy = randn_seeded({M, N}, 502, DType::f64);
@@ -146,7 +134,7 @@ TEST(BackendLayerNorm, BackwardPartialOutputsAndEmptyBatch) {
 }
 
 TEST(BackendLayerNorm, ErrorsNameTheOp) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor x = randn_seeded({2, 3}, 5, DType::f32).to(DType::bf16).to(kCuda);
   EXPECT_IRIS_ERROR(layer_norm(x, {3}), "layer_norm");
 }

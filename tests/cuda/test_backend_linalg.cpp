@@ -11,19 +11,7 @@ namespace {
 
 using testing::randn_seeded;
 
-bool cuda_usable() {
-  try {
-    (void)Tensor::empty({1}, DType::f32, Device::cuda(0));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_CUDA() \
-  if (!cuda_usable()) GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
-
-const Device kCuda = Device::cuda(0);
+using testing::kCuda;
 
 // Broadcast operands and biases get their gradients through a sum (the reduce family);
 // until that family has a CUDA kernel those backward comparisons are skipped.
@@ -58,7 +46,7 @@ void compare_binary(const char* what, const Tensor& a, const Tensor& b,
 }
 
 TEST(BackendLinalg, MatmulOddSizesBothDtypes) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f32, DType::f64}) {
     compare_binary("37x45 @ 45x29", randn_seeded({37, 45}, 1, dt), randn_seeded({45, 29}, 2, dt),
                    [](const Tensor& x, const Tensor& y) { return matmul(x, y); });
@@ -68,7 +56,7 @@ TEST(BackendLinalg, MatmulOddSizesBothDtypes) {
 }
 
 TEST(BackendLinalg, TransposedViews) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   // a^T and b^T are views: the kernel reads them through their strides.
   const Tensor a = randn_seeded({45, 37}, 5, DType::f32), b = randn_seeded({29, 45}, 6, DType::f32);
   compare_binary("a^T @ b^T", a, b,
@@ -78,7 +66,7 @@ TEST(BackendLinalg, TransposedViews) {
 }
 
 TEST(BackendLinalg, BatchedAndBroadcast) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f32, DType::f64}) {
     compare_binary("bmm 3x17x33 @ 3x33x20", randn_seeded({3, 17, 33}, 7, dt),
                    randn_seeded({3, 33, 20}, 8, dt),
@@ -99,7 +87,7 @@ TEST(BackendLinalg, BatchedAndBroadcast) {
 }
 
 TEST(BackendLinalg, LinearWithBias) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f32, DType::f64}) {
     const double t = tol(dt);
     const Tensor x = randn_seeded({5, 7, 23}, 15, dt), w = randn_seeded({67, 23}, 16, dt);
@@ -122,7 +110,7 @@ TEST(BackendLinalg, LinearWithBias) {
 }
 
 TEST(BackendLinalg, KernelAlphaBetaAndEmptyK) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor a = randn_seeded({2, 10, 6}, 19, DType::f64),
                b = randn_seeded({2, 6, 70}, 20, DType::f64);
   const Tensor c0 = randn_seeded({2, 10, 70}, 21, DType::f64);
@@ -139,7 +127,7 @@ TEST(BackendLinalg, KernelAlphaBetaAndEmptyK) {
 }
 
 TEST(BackendLinalg, ErrorsNameTheOp) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor a = randn_seeded({3, 4}, 22, DType::f32).to(kCuda);
   EXPECT_IRIS_ERROR(matmul(a, a), "matmul");
   EXPECT_IRIS_ERROR(matmul(a.to(DType::bf16), a.t().to(DType::bf16)), "unsupported dtype");

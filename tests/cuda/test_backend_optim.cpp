@@ -9,19 +9,7 @@ namespace {
 
 using testing::randn_seeded;
 
-bool cuda_usable() {
-  try {
-    (void)Tensor::empty({1}, DType::f32, Device::cuda(0));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_CUDA() \
-  if (!cuda_usable()) GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
-
-const Device kCuda = Device::cuda(0);
+using testing::kCuda;
 
 struct Lists {
   std::vector<Tensor> p, g, a, b;
@@ -66,7 +54,7 @@ void expect_lists_close(const std::vector<Tensor>& dev, const std::vector<Tensor
 }
 
 TEST(BackendOptim, AdamWStepsMatchCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (bool maximize : {false, true}) {
     Lists c = make_lists(37, 10, true);  // more than one launch's worth of tensors
     std::vector<Tensor> dp = to_dev(c.p, kCuda), da = to_dev(c.a, kCuda), db = to_dev(c.b, kCuda);
@@ -82,7 +70,7 @@ TEST(BackendOptim, AdamWStepsMatchCpu) {
 }
 
 TEST(BackendOptim, SgdStepsMatchCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   struct Case {
     double momentum, dampening, wd;
     bool nesterov, maximize;
@@ -107,7 +95,7 @@ TEST(BackendOptim, SgdStepsMatchCpu) {
 }
 
 TEST(BackendOptim, UnsupportedDtypeNamesTheOp) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   std::vector<Tensor> p = {randn_seeded({3}, 1, DType::f32).to(DType::bf16).to(kCuda)};
   std::vector<Tensor> g = {randn_seeded({3}, 2, DType::f32).to(DType::bf16).to(kCuda)};
   std::vector<Tensor> bufs;

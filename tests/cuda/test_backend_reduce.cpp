@@ -16,19 +16,7 @@ namespace {
 
 using testing::randn_seeded;
 
-bool cuda_usable() {
-  try {
-    (void)Tensor::empty({1}, DType::f32, Device::cuda(0));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_CUDA() \
-  if (!cuda_usable()) GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
-
-const Device kCuda = Device::cuda(0);
+using testing::kCuda;
 
 using ReduceFn = std::function<Tensor(const Tensor&, const std::vector<int64_t>&)>;
 
@@ -70,7 +58,7 @@ void compare_reduce(const Tensor& base, const std::vector<int64_t>& perm,
 }
 
 TEST(BackendReduce, EveryDimSetMatchesCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const std::vector<std::vector<int64_t>> dim_sets = {{0}, {1}, {2}, {0, 1}, {1, 2}, {0, 2}, {}};
   for (DType dt : {DType::f64, DType::f32}) {
     const double tol = dt == DType::f64 ? 1e-12 : 2e-5;
@@ -83,7 +71,7 @@ TEST(BackendReduce, EveryDimSetMatchesCpu) {
 }
 
 TEST(BackendReduce, LongRowsAndLongColumns) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   // rows longer than a warp's share (block per row) and a tall column reduction
   const Tensor rows = randn_seeded({3, 1500}, 3, DType::f64);
   compare_reduce(rows, {}, {1}, 1e-12, 1e-12, "long rows");
@@ -110,7 +98,7 @@ TEST(BackendReduce, LongRowsAndLongColumns) {
 }
 
 TEST(BackendReduce, ArgmaxArgminEveryDim) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f64, DType::f32}) {
     const Tensor x = randn_seeded({4, 33, 6}, 6, dt);
     for (int64_t d = 0; d < 3; ++d) {
@@ -130,7 +118,7 @@ TEST(BackendReduce, ArgmaxArgminEveryDim) {
 }
 
 TEST(BackendReduce, NanAndTiesFollowTheCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const double nan = std::numeric_limits<double>::quiet_NaN();
   // ties (first index wins), NaN largest for max and the result of min; rows of
   // 40 span more than one lane each, columns go through the column kernel.
@@ -150,7 +138,7 @@ TEST(BackendReduce, NanAndTiesFollowTheCpu) {
 }
 
 TEST(BackendReduce, IntegerDtypes) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor i = arange(7 * 45).reshape({7, 45});
   const Tensor ig = i.to(kCuda);
   for (int64_t d = 0; d < 2; ++d) {
@@ -165,7 +153,7 @@ TEST(BackendReduce, IntegerDtypes) {
 }
 
 TEST(BackendReduce, EmptyReductions) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor e = Tensor::empty({3, 0}, DType::f32, kCuda);
   EXPECT_CLOSE(sum(e, {1}), zeros({3}), 0, 0);
   EXPECT_TRUE(std::isnan(mean(e, {1}).to_vector<float>()[0]));
@@ -174,7 +162,7 @@ TEST(BackendReduce, EmptyReductions) {
 }
 
 TEST(BackendReduce, CumsumEveryDimForwardAndBackward) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f64, DType::f32}) {
     const double tol = dt == DType::f64 ? 1e-12 : 2e-5;
     const Tensor x = randn_seeded({4, 37, 3}, 8, dt);

@@ -17,19 +17,7 @@ namespace {
 
 using testing::randn_seeded;
 
-bool cuda_usable() {
-  try {
-    (void)Tensor::empty({1}, DType::f32, Device::cuda(0));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-#define REQUIRE_CUDA() \
-  if (!cuda_usable()) GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
-
-const Device kCuda = Device::cuda(0);
+using testing::kCuda;
 
 void compare_softmax(const Tensor& x, int64_t dim, bool log, double tol, const std::string& what) {
   const char* name = log ? "log_softmax" : "softmax";
@@ -46,7 +34,7 @@ void compare_softmax(const Tensor& x, int64_t dim, bool log, double tol, const s
 }
 
 TEST(BackendSoftmax, EveryDimMatchesCpu) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f64, DType::f32}) {
     const double tol = dt == DType::f64 ? 1e-12 : 2e-6;
     const Tensor x = randn_seeded({4, 37, 5}, 1, dt) * 3.0;  // columns (dims 0, 1) and rows
@@ -56,7 +44,7 @@ TEST(BackendSoftmax, EveryDimMatchesCpu) {
 }
 
 TEST(BackendSoftmax, LongRowsAndShortRows) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (bool log : {false, true}) {
     compare_softmax(randn_seeded({3, 1100}, 2, DType::f64), 1, log, 1e-12, "block per row");
     compare_softmax(randn_seeded({3, 1100}, 2, DType::f32), 1, log, 2e-6, "block per row");
@@ -66,7 +54,7 @@ TEST(BackendSoftmax, LongRowsAndShortRows) {
 }
 
 TEST(BackendSoftmax, MinusInfinityIsZeroProbability) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> v(2 * 40);
   for (size_t i = 0; i < v.size(); ++i) v[i] = 0.1 * static_cast<double>(i % 7);
@@ -98,7 +86,7 @@ void compare_ce(const Tensor& logits, const Tensor& target, int64_t ignore, doub
 }
 
 TEST(BackendCrossEntropy, RowsSpatialSmoothingIgnoreReductions) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   for (DType dt : {DType::f64, DType::f32}) {
     const double tol = dt == DType::f64 ? 1e-12 : 2e-6;
     // [N, C]: a warp per sample, one ignored
@@ -125,7 +113,7 @@ TEST(BackendCrossEntropy, RowsSpatialSmoothingIgnoreReductions) {
 }
 
 TEST(BackendCrossEntropy, BadTargetNamesTheIndex) {
-  REQUIRE_CUDA();
+  IRIS_REQUIRE_CUDA();
   const Tensor x = randn_seeded({4, 6}, 5, DType::f32).to(kCuda);
   EXPECT_IRIS_ERROR(cross_entropy(x, targets({1, 2, 6, 0}, {4}).to(kCuda)),
                     "target 6 is out of bounds for 6 classes (sample 2)");

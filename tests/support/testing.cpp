@@ -64,6 +64,15 @@ Tensor param(const Shape& shape, uint64_t seed) {
   return ::testing::AssertionFailure() << "no exception (expected one naming '" << needle << "')";
 }
 
+bool cuda_usable() {
+  try {
+    (void)Tensor::empty({1}, DType::f32, kCuda);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 std::string torch_python() { return IRIS_TORCH_PYTHON; }
 std::string source_dir() { return IRIS_SOURCE_DIR; }
 

@@ -26,6 +26,11 @@ Tensor param(const Shape& shape, uint64_t seed);
 ::testing::AssertionResult throws_iris_error(const std::function<void()>& stmt,
                                              const std::string& needle);
 
+// The CUDA device of this binary: the emulator's (tests/cuda/*_emu) or a real GPU.
+inline const Device kCuda = Device::cuda(0);
+// True when a tensor can be made on kCuda (a backend is linked and a device found).
+bool cuda_usable();
+
 // The python interpreter that imports torch (configured by CMake), and the source dir.
 std::string torch_python();
 std::string source_dir();
@@ -37,5 +42,8 @@ int run_python(const std::string& script, const std::vector<std::string>& args);
 #define EXPECT_CLOSE(actual, expected, rtol, atol) \
   EXPECT_TRUE(::iris::testing::all_close((actual), (expected), (rtol), (atol)))
 #define EXPECT_GRADCHECK(...) EXPECT_TRUE(::iris::testing::grad_ok(::iris::gradcheck(__VA_ARGS__)))
+#define IRIS_REQUIRE_CUDA()            \
+  if (!::iris::testing::cuda_usable()) \
+  GTEST_SKIP() << "no CUDA device (real or emulated) in this binary"
 #define EXPECT_IRIS_ERROR(stmt, needle) \
   EXPECT_TRUE(::iris::testing::throws_iris_error([&] { stmt; }, (needle)))
