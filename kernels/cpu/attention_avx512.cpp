@@ -11,6 +11,8 @@
 #include <array>
 #include <utility>
 
+#include "kernels/cpu/avx512_transpose.h"
+
 namespace iris::cpu::attention_detail::avx512 {
 namespace {
 
@@ -99,53 +101,6 @@ void tile_gemm(const GemmArgs<float>& g) {
   }
 }
 
-namespace {
-
-// The all-lanes zero-masking forms of several intrinsics: g++ 12 flags the plain
-// forms' _mm512_undefined_ps() (-Wmaybe-uninitialized); a full mask gives the same code.
-inline __m512 unpacklo(__m512 a, __m512 b) { return _mm512_maskz_unpacklo_ps(kAllLanes, a, b); }
-inline __m512 unpackhi(__m512 a, __m512 b) { return _mm512_maskz_unpackhi_ps(kAllLanes, a, b); }
-template <int kImm>
-inline __m512 shuffle_ps(__m512 a, __m512 b) {
-  return _mm512_maskz_shuffle_ps(kAllLanes, a, b, kImm);
-}
-template <int kImm>
-inline __m512 shuffle_f32x4(__m512 a, __m512 b) {
-  return _mm512_maskz_shuffle_f32x4(kAllLanes, a, b, kImm);
-}
-
-// In-register 16 x 16 transpose: 4x4 blocks within 128-bit lanes (unpack, shuffle), then the
-// 4x4 grid of lanes (two rounds of shuffle_f32x4).
-inline void transpose16x16(__m512 r[16]) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = unpacklo(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = unpackhi(r[2 * i], r[2 * i + 1]);
-  }
-  // u[4k + c], lane g: column 4g + c of rows 4k .. 4k + 3.
-  __m512 u[16];
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {
-    u[4 * k + 0] = shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t[4 * k], t[4 * k + 2]);
-    u[4 * k + 1] = shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t[4 * k], t[4 * k + 2]);
-    u[4 * k + 2] = shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t[4 * k + 1], t[4 * k + 3]);
-    u[4 * k + 3] = shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t[4 * k + 1], t[4 * k + 3]);
-  }
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    const __m512 v0 = shuffle_f32x4<_MM_SHUFFLE(2, 0, 2, 0)>(u[c], u[4 + c]);
-    const __m512 v1 = shuffle_f32x4<_MM_SHUFFLE(3, 1, 3, 1)>(u[c], u[4 + c]);
-    const __m512 v2 = shuffle_f32x4<_MM_SHUFFLE(2, 0, 2, 0)>(u[8 + c], u[12 + c]);
-    const __m512 v3 = shuffle_f32x4<_MM_SHUFFLE(3, 1, 3, 1)>(u[8 + c], u[12 + c]);
-    r[c] = shuffle_f32x4<_MM_SHUFFLE(2, 0, 2, 0)>(v0, v2);
-    r[4 + c] = shuffle_f32x4<_MM_SHUFFLE(2, 0, 2, 0)>(v1, v3);
-    r[8 + c] = shuffle_f32x4<_MM_SHUFFLE(3, 1, 3, 1)>(v0, v2);
-    r[12 + c] = shuffle_f32x4<_MM_SHUFFLE(3, 1, 3, 1)>(v1, v3);
-  }
-}
-
-}  // namespace
 
 // Preferred to the scalar template in attention_tiles.h, whose strided stores cost about as
 // much as the products for short query blocks.
@@ -163,7 +118,7 @@ void transpose_tile(const float* rows, int64_t row_stride, int64_t nc, int64_t w
         r[i] = i < row_count ? _mm512_maskz_loadu_ps(load_mask, rows + (c0 + i) * row_stride + d0)
                              : _mm512_setzero_ps();
       }
-      transpose16x16(r);
+      ::iris::cpu::avx512::transpose16x16(r);
       for (int64_t i = 0; i < col_count; ++i) {
         _mm512_mask_storeu_ps(dst + (d0 + i) * ld + c0, store_mask, r[i]);
       }

@@ -3,6 +3,7 @@
 // independent FMAs into accumulators that stay in zmm registers for the whole panel.
 #include <immintrin.h>
 
+#include "kernels/cpu/avx512_transpose.h"
 #include "kernels/cpu/gemm.h"
 
 namespace iris::cpu::detail {
@@ -77,53 +78,6 @@ inline void microkernel(int64_t kc, const float* __restrict a, const float* __re
   }
 }
 
-// Zero-masked forms with a full mask compile to the plain shuffles; the plain intrinsics trip
-// g++ 12's -Wmaybe-uninitialized (their _mm512_undefined_ps pass-through operand).
-constexpr __mmask16 kAll = 0xFFFF;
-inline __m512 unpacklo(__m512 a, __m512 b) { return _mm512_maskz_unpacklo_ps(kAll, a, b); }
-inline __m512 unpackhi(__m512 a, __m512 b) { return _mm512_maskz_unpackhi_ps(kAll, a, b); }
-template <int kImm>
-inline __m512 shuffle_ps(__m512 a, __m512 b) {
-  return _mm512_maskz_shuffle_ps(kAll, a, b, kImm);
-}
-template <int kImm>
-inline __m512 shuffle_f32x4(__m512 a, __m512 b) {
-  return _mm512_maskz_shuffle_f32x4(kAll, a, b, kImm);
-}
-
-// In-register transpose of a 16 x 16 block (rows r[i] -> columns), 64 shuffles: pairs,
-// quads, then 128-bit lanes twice.
-inline void transpose16x16(__m512 r[16]) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = unpacklo(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = unpackhi(r[2 * i], r[2 * i + 1]);
-  }
-  // r[4g + c], 128-bit lane L = rows 4g..4g+3 of column 4L + c.
-#pragma GCC unroll 4
-  for (int g = 0; g < 4; ++g) {
-    r[4 * g + 0] = shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t[4 * g], t[4 * g + 2]);
-    r[4 * g + 1] = shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t[4 * g], t[4 * g + 2]);
-    r[4 * g + 2] = shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(t[4 * g + 1], t[4 * g + 3]);
-    r[4 * g + 3] = shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(t[4 * g + 1], t[4 * g + 3]);
-  }
-  // Gather lane L of r[c], r[4 + c], r[8 + c], r[12 + c] into column 4L + c.
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    const __m512 even_lo = shuffle_f32x4<0x88>(r[c], r[4 + c]);
-    const __m512 odd_lo = shuffle_f32x4<0xDD>(r[c], r[4 + c]);
-    const __m512 even_hi = shuffle_f32x4<0x88>(r[8 + c], r[12 + c]);
-    const __m512 odd_hi = shuffle_f32x4<0xDD>(r[8 + c], r[12 + c]);
-    t[c] = shuffle_f32x4<0x88>(even_lo, even_hi);
-    t[8 + c] = shuffle_f32x4<0xDD>(even_lo, even_hi);
-    t[4 + c] = shuffle_f32x4<0x88>(odd_lo, odd_hi);
-    t[12 + c] = shuffle_f32x4<0xDD>(odd_lo, odd_hi);
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
-}
-
 __mmask16 first_lanes(int64_t count) {
   return count >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1u);
 }
@@ -152,7 +106,7 @@ void transpose_pack_avx512_f32(const float* src, int64_t lane_stride, int64_t la
           r[i] = _mm512_setzero_ps();
         }
       }
-      transpose16x16(r);
+      ::iris::cpu::avx512::transpose16x16(r);
 #pragma GCC unroll 16
       for (int t = 0; t < kLanes; ++t) {
         if (t < steps) _mm512_mask_storeu_ps(dst + (k0 + t) * W + g, store_mask, r[t]);
