@@ -18,6 +18,7 @@
 #include "core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/emu/cuda_compat.h"
+#include "kernels/cuda/online_softmax.cuh"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -37,7 +38,6 @@ struct AttnTraits {
   static_assert(kMaxHeadDim % 32 == 0, "head dim split over the lanes");
 };
 
-constexpr unsigned kFull = 0xffffffffu;
 
 struct AttnArgs {
   int64_t B, H, Lq, Lk, D, Dv;
@@ -52,7 +52,7 @@ struct AttnArgs {
 template <class T>
 __device__ T warp_max(T v) {
   for (int off = 16; off > 0; off >>= 1) {
-    const T o = __shfl_xor_sync(kFull, v, off);
+    const T o = __shfl_xor_sync(kFullMask, v, off);
     v = o > v ? o : v;
   }
   return v;
@@ -60,13 +60,8 @@ __device__ T warp_max(T v) {
 
 template <class T>
 __device__ T warp_sum(T v) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(kFull, v, off);
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(kFullMask, v, off);
   return v;
-}
-
-template <class T>
-__device__ T neg_inf() {
-  return -static_cast<T>(INFINITY);
 }
 
 // Sample b's lengths.
@@ -160,7 +155,7 @@ __global__ void __launch_bounds__(AttnTraits::kThreads)
       m[rr] = m_new;
       for (int t = 0; t < Tr::kColsPerLane; ++t) acc[rr][t] *= alpha;
       for (int jj = 0; jj < Tr::kKeyTile; ++jj) {
-        const T pj = __shfl_sync(kFull, p, jj);
+        const T pj = __shfl_sync(kFullMask, p, jj);
         if (pj == T(0)) continue;  // warp-uniform
         for (int t = 0; t < Tr::kColsPerLane; ++t) {
           const int c = lane + 32 * t;
@@ -271,7 +266,7 @@ __global__ void __launch_bounds__(AttnTraits::kThreads)
       const T p = vis ? std::exp(s * scale - lse_i) : T(0);
       const T ds = p * (dp - del_i);
       for (int ii = 0; ii < kQ; ++ii) {
-        const T pi = __shfl_sync(kFull, p, ii), dsi = __shfl_sync(kFull, ds, ii);
+        const T pi = __shfl_sync(kFullMask, p, ii), dsi = __shfl_sync(kFullMask, ds, ii);
         if (pi == T(0)) continue;  // warp-uniform; p = 0 implies ds = 0
         for (int t = 0; t < Tr::kColsPerLane; ++t) {
           const int c = lane + 32 * t;
@@ -357,7 +352,7 @@ __global__ void __launch_bounds__(AttnTraits::kThreads)
       const T p = vis ? std::exp(s * scale - lse_r[rr]) : T(0);
       const T ds = p * (dp - del_r[rr]);
       for (int jj = 0; jj < Tr::kKeyTile; ++jj) {
-        const T dsj = __shfl_sync(kFull, ds, jj);
+        const T dsj = __shfl_sync(kFullMask, ds, jj);
         if (dsj == T(0)) continue;  // warp-uniform
         for (int t = 0; t < Tr::kColsPerLane; ++t) {
           const int c = lane + 32 * t;

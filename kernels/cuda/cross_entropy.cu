@@ -17,9 +17,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/emu/cuda_compat.h"
 #include "kernels/softmax.h"
-
-// Device-side helpers (kernels only; under emulation __device__ is empty).
-#define IRIS_DEV __device__ __forceinline__
+#include "kernels/cuda/online_softmax.cuh"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -35,15 +33,8 @@ struct CrossEntropyTraits {
   static_assert(kThreads % 32 == 0 && kColX == 32 && kColX * kColY == kThreads);
 };
 using Tr = CrossEntropyTraits;
-constexpr unsigned kFullMask = 0xffffffffu;
 // "No bad target" in the error slot (an int64 the kernels atomicMin into).
 constexpr long long kNoError = 9000000000000000000LL;
-
-template <class T>
-IRIS_DEV T neg_inf() {
-  if constexpr (sizeof(T) == 4) return __int_as_float(static_cast<int>(0xff800000u));
-  else return __longlong_as_double(static_cast<long long>(0xfff0000000000000ull));
-}
 
 // Running max, sum of exp(x - max), and sum of x.
 template <class T>
@@ -60,21 +51,15 @@ IRIS_DEV Stats<T> stats_init() {
 
 template <class T>
 IRIS_DEV void stats_add(Stats<T>& a, T x) {
-  if (x > a.m) {
-    a.s = a.s * std::exp(a.m - x) + T(1);
-    a.m = x;
-  } else if (x != neg_inf<T>()) {
-    a.s += std::exp(x - a.m);
-  }
-  a.xs += x;
+  MaxSum<T> ms{a.m, a.s};
+  online_add(ms, x);
+  a = Stats<T>{ms.m, ms.s, a.xs + x};
 }
 
 template <class T>
 IRIS_DEV Stats<T> stats_combine(Stats<T> a, Stats<T> b) {
-  const T m = a.m > b.m ? a.m : b.m;
-  const T sa = a.s == T(0) ? T(0) : a.s * std::exp(a.m - m);
-  const T sb = b.s == T(0) ? T(0) : b.s * std::exp(b.m - m);
-  return Stats<T>{m, sa + sb, a.xs + b.xs};
+  const MaxSum<T> ms = online_combine(MaxSum<T>{a.m, a.s}, MaxSum<T>{b.m, b.s});
+  return Stats<T>{ms.m, ms.s, a.xs + b.xs};
 }
 
 struct Params {

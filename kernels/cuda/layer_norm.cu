@@ -14,6 +14,7 @@
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 #include "kernels/emu/cuda_compat.h"
+#include "kernels/cuda/online_softmax.cuh"
 #include "kernels/norm.h"
 
 #if defined(__CUDACC__)
@@ -39,7 +40,6 @@ struct LayerNormTraits {
   static_assert(kMaxGroupsWarp >= 1 && kMaxGroupsBlock >= 1);
 };
 using Tr = LayerNormTraits;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 template <class A>
 __device__ __forceinline__ A warp_sum(A v) {

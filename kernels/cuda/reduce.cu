@@ -22,9 +22,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/emu/cuda_compat.h"
 #include "kernels/reduce.h"
-
-// Device-side helpers (kernels only; under emulation __device__ is empty).
-#define IRIS_DEV __device__ __forceinline__
+#include "kernels/cuda/online_softmax.cuh"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -57,7 +55,6 @@ struct ReduceTraits {
   static_assert(kColX == 32 && kColX * kColY == kThreads, "a column block is one warp wide");
 };
 using Tr = ReduceTraits;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 template <class T>
 using Acc = std::conditional_t<std::is_floating_point_v<T>, T, int64_t>;

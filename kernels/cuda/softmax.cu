@@ -14,9 +14,7 @@
 #include "core/tensor.h"
 #include "kernels/emu/cuda_compat.h"
 #include "kernels/softmax.h"
-
-// Device-side helpers (kernels only; under emulation __device__ is empty).
-#define IRIS_DEV __device__ __forceinline__
+#include "kernels/cuda/online_softmax.cuh"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -31,40 +29,6 @@ struct SoftmaxTraits {
   static_assert(kThreads % 32 == 0 && kColX == 32 && kColX * kColY == kThreads);
 };
 using Tr = SoftmaxTraits;
-constexpr unsigned kFullMask = 0xffffffffu;
-
-template <class T>
-IRIS_DEV T neg_inf() {
-  if constexpr (sizeof(T) == 4) return __int_as_float(static_cast<int>(0xff800000u));
-  else return __longlong_as_double(static_cast<long long>(0xfff0000000000000ull));
-}
-
-// Running max and sum of exp(x - max); exp(-inf - m) terms are skipped, so a row
-// that starts with -inf stays finite.
-template <class T>
-struct MaxSum {
-  T m;
-  T s;
-};
-
-template <class T>
-IRIS_DEV void online_add(MaxSum<T>& a, T x) {
-  if (x > a.m) {
-    a.s = a.s * std::exp(a.m - x) + T(1);
-    a.m = x;
-  } else if (x != neg_inf<T>()) {
-    a.s += std::exp(x - a.m);
-  }
-}
-
-template <class T>
-IRIS_DEV MaxSum<T> online_combine(MaxSum<T> a, MaxSum<T> b) {
-  const T m = a.m > b.m ? a.m : b.m;
-  const T sa = a.s == T(0) ? T(0) : a.s * std::exp(a.m - m);
-  const T sb = b.s == T(0) ? T(0) : b.s * std::exp(b.m - m);
-  return MaxSum<T>{m, sa + sb};
-}
-
 template <class T>
 struct SumCombine {
   IRIS_DEV T operator()(T a, T b) const { return a + b; }
