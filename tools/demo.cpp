@@ -7,11 +7,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <vector>
 
 #include "autograd/ops.h"
 #include "core/parallel.h"
 #include "core/philox.h"
+#include "tools/command.h"
 
 namespace iris::tools {
 namespace {
@@ -136,5 +138,14 @@ int run_demo(const DemoOptions& opt) {
                 kAnswerNames[pred[i]], kAnswerNames[a[i]]);
   return acc > 0.9 ? 0 : 1;
 }
+
+IRIS_COMMAND(demo, "train a tiny VQA model on built-in data (CPU)", [](CLI::App& cmd) {
+  auto opt = std::make_shared<DemoOptions>();
+  cmd.add_option("--steps", opt->steps, "training steps")->capture_default_str();
+  cmd.add_option("--batch", opt->batch, "batch size")->capture_default_str();
+  cmd.add_option("--lr", opt->lr, "AdamW learning rate")->capture_default_str();
+  cmd.add_option("--seed", opt->seed, "data and init seed")->capture_default_str();
+  return [opt] { return run_demo(*opt); };
+});
 
 }  // namespace iris::tools

@@ -2,11 +2,13 @@
 
 #include <cstdio>
 #include <map>
+#include <memory>
 
 #include "autograd/ops.h"
 #include "models/zoo.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
+#include "tools/command.h"
 
 namespace iris::tools {
 
@@ -41,5 +43,23 @@ int run_forward(const ForwardOptions& opt) {
               opt.out.c_str());
   return 0;
 }
+
+IRIS_COMMAND(forward,
+             "one training-mode forward (+ gradients) of a captioner, as torch_ref.py export",
+             [](CLI::App& cmd) {
+               auto opt = std::make_shared<ForwardOptions>();
+               cmd.add_option("--model", opt->model, "vit-cap | cnn-rnn")->required();
+               cmd.add_option("--weights", opt->weights, "state_dict safetensors")->required();
+               cmd.add_option("--inputs", opt->inputs,
+                              "image f32 [B,3,H,W], tokens i64 [B,T+1]")
+                   ->required();
+               cmd.add_option("--out", opt->out, "output safetensors")->required();
+               cmd.add_flag("--grads", opt->grads, "also write loss and grad.<parameter>");
+               cmd.add_option("--device", opt->device, "cpu | cuda")->capture_default_str();
+               cmd.add_option("--config", opt->config,
+                              "configuration JSON (e.g. {\"heads\": 3})")
+                   ->capture_default_str();
+               return [opt] { return run_forward(*opt); };
+             });
 
 }  // namespace iris::tools
