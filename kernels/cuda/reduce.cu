@@ -205,8 +205,10 @@ __global__ void __launch_bounds__(Tr::kThreads)
 // blockIdx.z takes rows [z * chunk_len, (z + 1) * chunk_len) of R; with kPartial
 // the result is chunk z's partial state (partials[z][o * inner + k]), folded by
 // reduce_col_partials_kernel.
+// The minimum of 4 blocks per SM caps registers at 64; without it ptxas aims at 32 for the
+// float sum and spills (the CI build fails on any spill).
 template <class T, class Op, bool kPartial>
-__global__ void __launch_bounds__(Tr::kThreads)
+__global__ void __launch_bounds__(Tr::kThreads, 4)
     reduce_cols_kernel(int64_t outer, int64_t R, int64_t inner, int64_t chunk_len, const T* x,
                        void* out, typename Op::State* partials, Params p) {
   using State = typename Op::State;
