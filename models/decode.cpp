@@ -210,9 +210,15 @@ DecodeResult beam_search(CaptionModel& model, const Tensor& images, const Decode
         next_history[row] = history[parent];
         next_history[row].push_back(token);
       }
+      // Stop when no live beam can still beat the K-th finished one. Log-probs are <= 0, so
+      // a beam's raw score only falls; its best normalised score is at the longest length
+      // it can reach (max_len) for a positive penalty, at its present length otherwise.
       const auto& fin = finished[b];
-      done[b] = live == 0 || (static_cast<int64_t>(fin.size()) >= K &&
-                              fin.back().score >= normalised(next_score[b * K], s + 1));
+      const double best_reachable = opt.length_penalty > 0.0
+                                        ? normalised(next_score[b * K], opt.max_len)
+                                        : normalised(next_score[b * K], s + 1);
+      done[b] = live == 0 ||
+                (static_cast<int64_t>(fin.size()) >= K && fin.back().score >= best_reachable);
       all_done = all_done && done[b];
     }
     beam_score = std::move(next_score);

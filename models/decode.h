@@ -69,7 +69,8 @@ struct DecodeOptions {
   int64_t bos = 1, eos = 2, pad = 0;
   int64_t beam_width = 1;
   // Beam hypotheses are ranked by sum(log p) / length^length_penalty (length: generated tokens,
-  // <eos> included); 0 ranks by the plain sum.
+  // <eos> included); 0 ranks by the plain sum. The search stops only when no live beam can
+  // beat the finished ones at any length up to max_len (exact, for every penalty).
   double length_penalty = 1.0;
   bool use_cache = true;
 };

@@ -127,8 +127,10 @@ TEST(Decode, GreedyOutputLayout) {
   }
 }
 
+// Without a length penalty. (With one, a single beam rightly continues past an <eos> that
+// greedy decoding stops at whenever a longer caption can still score higher.)
 TEST(Decode, BeamWidthOneIsGreedy) {
-  for (double lp : {0.0, 1.0}) {
+  for (double lp : {0.0}) {
     auto v = vit_cap(13, 4);
     auto c = cnn_rnn(13, 5);
     for (CaptionModel* m :
@@ -140,52 +142,52 @@ TEST(Decode, BeamWidthOneIsGreedy) {
       const DecodeResult g = greedy_decode(*m, img, opt);
       const DecodeResult b = beam_search(*m, img, opt);
       EXPECT_EQ(g.sequences, b.sequences) << m->type_name() << " lp " << lp;
-      if (lp == 0.0) {
-        for (size_t i = 0; i < g.scores.size(); ++i) EXPECT_NEAR(g.scores[i], b.scores[i], 1e-5);
-      }
+      for (size_t i = 0; i < g.scores.size(); ++i) EXPECT_NEAR(g.scores[i], b.scores[i], 1e-5);
     }
   }
 }
 
 // Every sequence up to max_len (ending at the first <eos> or at max_len), scored by teacher
-// forcing: the best must be what a wide enough beam returns (length_penalty 0: live scores
-// only fall, so the stopping rule is exact).
+// forcing and length-penalised: the best must be what a wide enough beam returns, for every
+// penalty (the stopping rule is exact).
 TEST(Decode, WideBeamFindsTheExhaustiveOptimum) {
   const int64_t V = 4, max_len = 3;
   auto v = vit_cap(V, 6);
   auto c = cnn_rnn(V, 7);
-  for (CaptionModel* m :
-       {static_cast<CaptionModel*>(v.get()), static_cast<CaptionModel*>(c.get())}) {
-    const Tensor img = images(2, 24);
-    DecodeOptions opt;
-    opt.max_len = max_len;
-    opt.beam_width = 16;  // >= V^(max_len - 1): every live prefix is kept
-    opt.length_penalty = 0.0;
-    const DecodeResult r = beam_search(*m, img, opt);
-    for (int64_t b = 0; b < 2; ++b) {
-      const Tensor one = img.narrow(0, b, 1);
-      double best = -std::numeric_limits<double>::infinity();
-      std::vector<int64_t> best_seq;
-      std::function<void(std::vector<int64_t>)> walk = [&](std::vector<int64_t> seq) {
-        const bool ended =
-            !seq.empty() && (seq.back() == opt.eos || static_cast<int64_t>(seq.size()) == max_len);
-        if (ended) {
-          const double s = sequence_log_prob(*m, one, seq, opt.bos);
-          if (s > best) best = s, best_seq = seq;
-          return;
-        }
-        for (int64_t tkn = 0; tkn < V; ++tkn) {
-          auto next = seq;
-          next.push_back(tkn);
-          walk(next);
-        }
-      };
-      walk({});
-      if (!best_seq.empty() && best_seq.back() == opt.eos) best_seq.pop_back();
-      EXPECT_EQ(r.sequences[b], best_seq) << m->type_name() << " image " << b;
-      EXPECT_NEAR(r.scores[b], best, 1e-4);
+  for (double lp : {0.0, 0.7, 1.5})
+    for (CaptionModel* m :
+         {static_cast<CaptionModel*>(v.get()), static_cast<CaptionModel*>(c.get())}) {
+      const Tensor img = images(2, 24);
+      DecodeOptions opt;
+      opt.max_len = max_len;
+      opt.beam_width = 16;  // >= V^(max_len - 1): every live prefix is kept
+      opt.length_penalty = lp;
+      const DecodeResult r = beam_search(*m, img, opt);
+      for (int64_t b = 0; b < 2; ++b) {
+        const Tensor one = img.narrow(0, b, 1);
+        double best = -std::numeric_limits<double>::infinity();
+        std::vector<int64_t> best_seq;
+        std::function<void(std::vector<int64_t>)> walk = [&](std::vector<int64_t> seq) {
+          const bool ended = !seq.empty() &&
+                             (seq.back() == opt.eos || static_cast<int64_t>(seq.size()) == max_len);
+          if (ended) {
+            const double s = sequence_log_prob(*m, one, seq, opt.bos) /
+                             std::pow(static_cast<double>(seq.size()), lp);
+            if (s > best) best = s, best_seq = seq;
+            return;
+          }
+          for (int64_t tkn = 0; tkn < V; ++tkn) {
+            auto next = seq;
+            next.push_back(tkn);
+            walk(next);
+          }
+        };
+        walk({});
+        if (!best_seq.empty() && best_seq.back() == opt.eos) best_seq.pop_back();
+        EXPECT_EQ(r.sequences[b], best_seq) << m->type_name() << " image " << b << " lp " << lp;
+        EXPECT_NEAR(r.scores[b], best, 1e-4);
+      }
     }
-  }
 }
 
 TEST(Decode, BeamScoresAreLengthPenalisedTeacherForcedLogProbs) {
@@ -228,6 +230,57 @@ TEST(Decode, BeamSearchIsIndependentOfTheBatchAndOfTheCache) {
     opt.use_cache = false;
     EXPECT_EQ(beam_search(*m, img, opt).sequences, all.sequences) << m->type_name();
   }
+}
+
+// A captioner whose next-token distribution depends only on the current token: from <bos>,
+// <eos> and "a" (token 3) are equally likely; after "a", <eos> is almost certain.
+class ScriptedCaptioner : public CaptionModel {
+ public:
+  static constexpr int64_t kVocab = 4;
+  ScriptedCaptioner() : CaptionModel("ScriptedCaptioner") {}
+  Tensor forward(const Tensor&, const Tensor&) override {
+    throw Error("ScriptedCaptioner: decoding only");
+  }
+  int64_t vocab_size() const override { return kVocab; }
+  std::unique_ptr<DecodeSession> start_decoding(const Tensor& images, int64_t copies,
+                                                bool) override {
+    struct Session : DecodeSession {
+      int64_t n;
+      Tensor step(const Tensor& tokens) override {
+        std::vector<float> logits;
+        for (int64_t t : tokens.to_vector<int64_t>()) {
+          const std::vector<float> row = t == 1   ? std::vector<float>{-30, -30, 0, 0}
+                                         : t == 3 ? std::vector<float>{-30, -30, 10, -10}
+                                                  : std::vector<float>{0, 0, 0, 0};
+          logits.insert(logits.end(), row.begin(), row.end());
+        }
+        return Tensor::from_vector(logits, {n, kVocab});
+      }
+      void reorder(const Tensor&) override {}  // the state is the current token only
+      int64_t max_steps() const override { return 100; }
+    };
+    auto session = std::make_unique<Session>();
+    session->n = images.size(0) * copies;
+    return session;
+  }
+};
+
+// With a length penalty, a live beam's normalised score can still rise; stopping when the
+// finished beams beat it at its present length (a common heuristic) would return the empty
+// caption (log 1/2 over length 1) instead of "a" (about log 1/2 over length 2).
+TEST(Decode, BeamSearchDoesNotStopWhileALongerBeamCanStillWin) {
+  ScriptedCaptioner m;
+  DecodeOptions opt;
+  opt.max_len = 4;
+  opt.beam_width = 1;
+  opt.length_penalty = 1.0;
+  const DecodeResult r = beam_search(m, images(1, 3), opt);
+  EXPECT_EQ(r.sequences[0], std::vector<int64_t>({3}));
+  EXPECT_NEAR(r.scores[0], (std::log(0.5) + std::log1p(-std::exp(-20.0))) / 2.0, 1e-5);
+  opt.length_penalty = 0.0;  // the plain sum: the empty caption is best and ends the search
+  const DecodeResult plain = beam_search(m, images(1, 3), opt);
+  EXPECT_TRUE(plain.sequences[0].empty());
+  EXPECT_NEAR(plain.scores[0], std::log(0.5), 1e-6);
 }
 
 TEST(Decode, BadOptionsAndReordersAreErrors) {
