@@ -6,10 +6,14 @@
 // slab. Edges are bounds-checked (zero-filled), alpha/beta as in BLAS (beta = 0 never reads
 // C), batch stride 0 broadcasts an operand. Accumulation is in T (fp32 for float).
 // Transposes and leading dims come from the strides exactly as on the CPU.
+// bf16 / fp16 run on tensor cores (mma_tile.cuh): cp.async-staged slabs where rows are
+// 16-byte aligned (plain loads otherwise), ldmatrix fragments, mma.sync m16n8k16 with fp32
+// accumulation, alpha and beta applied in fp32, C rounded once to the operands' dtype.
 #include <algorithm>
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "kernels/cuda/mma_tile.cuh"
 #include "kernels/emu/cuda_compat.h"
 #include "kernels/linalg.h"
 
@@ -142,6 +146,84 @@ __global__ void __launch_bounds__(GemmTraits<T>::kThreads)
   }
 }
 
+// What the tensor-core kernel needs beyond GemmArgs: per operand, whether its slabs are
+// stored k-inner and whether cp.async may stage them.
+struct MmaArgs {
+  GemmArgs g;
+  int64_t lda, ldb;
+  bool a_async, b_async;
+};
+
+template <mma::Half H>
+__global__ void __launch_bounds__(mma::TileTraits::kThreads)
+    gemm_mma_kernel(MmaArgs p, float alpha, float beta, const uint16_t* __restrict__ a,
+                    const uint16_t* __restrict__ b, uint16_t* __restrict__ c) {
+  using Tr = mma::TileTraits;
+  IRIS_SHARED(uint16_t, As, [2][Tr::kSlabElems]);
+  IRIS_SHARED(uint16_t, Bs, [2][Tr::kSlabElems]);
+  const GemmArgs& g = p.g;
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int warp_m0 = (warp / Tr::kWarpsN) * Tr::kWarpM;
+  const int warp_n0 = (warp % Tr::kWarpsN) * Tr::kWarpN;
+  const int64_t batch = blockIdx.z;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * Tr::kBM;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * Tr::kBN;
+  a += batch * g.a_bs;
+  b += batch * g.b_bs;
+  c += batch * g.c_bs;
+  // A row-major is stored [m][k] (k inner); transposed, [k][m]. B row-major is [k][n];
+  // transposed, [n][k] (k inner).
+  const mma::SlabLayout al{!g.a_trans, g.a_trans ? Tr::kBM + Tr::kPad : Tr::kBK + Tr::kPad};
+  const mma::SlabLayout bl{g.b_trans, g.b_trans ? Tr::kBK + Tr::kPad : Tr::kBN + Tr::kPad};
+  auto stage = [&](int buf, int64_t k0) {
+    if (al.k_inner)
+      mma::stage_slab(As[buf], al.pitch, Tr::kBM, Tr::kBK, a, p.lda, m0, g.M, k0, g.K, p.a_async,
+                      tid);
+    else
+      mma::stage_slab(As[buf], al.pitch, Tr::kBK, Tr::kBM, a, p.lda, k0, g.K, m0, g.M, p.a_async,
+                      tid);
+    if (bl.k_inner)
+      mma::stage_slab(Bs[buf], bl.pitch, Tr::kBN, Tr::kBK, b, p.ldb, n0, g.N, k0, g.K, p.b_async,
+                      tid);
+    else
+      mma::stage_slab(Bs[buf], bl.pitch, Tr::kBK, Tr::kBN, b, p.ldb, k0, g.K, n0, g.N, p.b_async,
+                      tid);
+  };
+
+  mma::Accumulators<Tr> acc;
+  acc.zero();
+  const int64_t slabs = (g.K + Tr::kBK - 1) / Tr::kBK;
+  if (slabs > 0) stage(0, 0);
+  iris::ptx::cp_async_commit();
+  for (int64_t s = 0; s < slabs; ++s) {
+    const int cur = static_cast<int>(s & 1);
+    if (s + 1 < slabs) stage(cur ^ 1, (s + 1) * Tr::kBK);  // lands while this slab computes
+    iris::ptx::cp_async_commit();
+    iris::ptx::cp_async_wait<1>();  // every group but the newest: slab s is in
+    __syncthreads();
+    mma::warp_mma_slab<H, Tr>(acc, As[cur], al, Bs[cur], bl, warp_m0, warp_n0, lane);
+    __syncthreads();  // slab s's buffer is restaged next iteration
+  }
+  iris::ptx::cp_async_wait_all();
+
+  IRIS_MMA_UNROLL
+  for (int i = 0; i < Tr::kFragsM; ++i) {
+    IRIS_MMA_UNROLL
+    for (int j = 0; j < Tr::kFragsN; ++j) {
+      IRIS_MMA_UNROLL
+      for (int r = 0; r < 4; ++r) {
+        const int64_t m = m0 + mma::Accumulators<Tr>::row(warp_m0, i, r, lane);
+        const int64_t n = n0 + mma::Accumulators<Tr>::col(warp_n0, j, r, lane);
+        if (m >= g.M || n >= g.N) continue;
+        uint16_t* dst = c + m * g.ldc + n;
+        float v = alpha * acc.c[i][j][r];
+        if (beta != 0.0f) v += beta * mma::half_to_float<H>(*dst);
+        *dst = mma::float_to_half<H>(v);
+      }
+    }
+  }
+}
+
 template <class Fn>
 void dispatch_float(DType dt, const char* op, Fn&& fn) {
   switch (dt) {
@@ -168,6 +250,38 @@ MatrixLayout layout_of(const Tensor& t, const char* which) {
             shape_str(t.strides()), " has no unit stride in its last two dims");
 }
 
+// cp.async moves 16-byte chunks: the operand's rows must start 16-byte aligned.
+bool rows_aligned(const Tensor& t, int64_t ld, int64_t batch_stride) {
+  const auto addr = reinterpret_cast<uintptr_t>(t.raw_data());
+  return addr % 16 == 0 && ld % mma::TileTraits::kChunk == 0 &&
+         batch_stride % mma::TileTraits::kChunk == 0;
+}
+
+void launch_mma_gemm(const Tensor& a, const Tensor& b, const Tensor& out, const GemmArgs& g,
+                     int64_t lda, int64_t ldb, int64_t B, double alpha, double beta) {
+  using Tr = mma::TileTraits;
+  MmaArgs p{g, lda, ldb, rows_aligned(a, lda, g.a_bs), rows_aligned(b, ldb, g.b_bs)};
+  constexpr int64_t kMaxGridYZ = 65535;
+  const int64_t gx = (g.M + Tr::kBM - 1) / Tr::kBM, gy = (g.N + Tr::kBN - 1) / Tr::kBN;
+  IRIS_CHECK(gy <= kMaxGridYZ, "batched_gemm: ", g.N, " columns exceed the grid limit on cuda");
+  const auto* ap = static_cast<const uint16_t*>(a.raw_data());
+  const auto* bp = static_cast<const uint16_t*>(b.raw_data());
+  auto* cp = static_cast<uint16_t*>(out.raw_data());
+  for (int64_t b0 = 0; b0 < B; b0 += kMaxGridYZ) {
+    const int64_t nb = std::min(B - b0, kMaxGridYZ);
+    const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
+                    static_cast<unsigned>(nb));
+    if (out.dtype() == DType::bf16)
+      IRIS_LAUNCH(gemm_mma_kernel<mma::Half::kBf16>, grid, dim3(Tr::kThreads), 0, nullptr, p,
+                  static_cast<float>(alpha), static_cast<float>(beta), ap + b0 * g.a_bs,
+                  bp + b0 * g.b_bs, cp + b0 * g.c_bs);
+    else
+      IRIS_LAUNCH(gemm_mma_kernel<mma::Half::kF16>, grid, dim3(Tr::kThreads), 0, nullptr, p,
+                  static_cast<float>(alpha), static_cast<float>(beta), ap + b0 * g.a_bs,
+                  bp + b0 * g.b_bs, cp + b0 * g.c_bs);
+  }
+}
+
 void batched_gemm_cuda(const Tensor& a, const Tensor& b, const Tensor& out, double alpha,
                        double beta) {
   IRIS_CHECK(a.dim() == 3 && b.dim() == 3 && out.dim() == 3,
@@ -190,6 +304,10 @@ void batched_gemm_cuda(const Tensor& a, const Tensor& b, const Tensor& out, doub
   g.a_bs = a.size(0) == 1 ? 0 : a.stride(0);
   g.b_bs = b.size(0) == 1 ? 0 : b.stride(0);
   g.ldc = N, g.c_bs = M * N;  // out is dense [B, M, N]
+  if (out.dtype() == DType::bf16 || out.dtype() == DType::f16) {
+    launch_mma_gemm(a, b, out, g, lda, ldb, B, alpha, beta);
+    return;
+  }
   dispatch_float(out.dtype(), "batched_gemm", [&]<class T>() {
     using Tr = GemmTraits<T>;
     // M tiles on grid.x (2^31 - 1), N tiles on grid.y, batches on grid.z in chunks.

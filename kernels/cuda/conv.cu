@@ -1,0 +1,588 @@
+// CUDA 2-D convolution (the conv2d_* tables) as implicit GEMM: no column matrix in global
+// memory. One main loop (the shared-memory tiled GEMM of gemm.cu: register-prefetched,
+// double-buffered K slabs, a kTM x kTN register tile per thread) serves all three
+// directions; each direction is a Problem that says how to gather an A(m, k) and a B(k, n)
+// element straight from the NCHW tensors (the im2col index computed on the fly, zero in the
+// padding) and where C(m, n) goes. Per group g (blockIdx.z):
+//   forward      C[co, q]    = sum_k  W[co, k]        * col[k, q]       q = (n, oh, ow)
+//   backward-data C[ci, q']  = sum_k' W[co, ci, kh, kw] * dY[n, co, oh, ow]  q' = (n, ih, iw),
+//                k' = (co, kh, kw), oh = (ih + pad - kh dil) / stride where that divides
+//   backward-weight C[co, k] = sum_q  dY[n, co, oh, ow] * col[k, q], split over q into
+//                partial sums that a second kernel adds in a fixed order (no atomics)
+// Accumulation is in T (float or double). bf16 / fp16 forward runs on tensor cores with
+// the tile code of mma_tile.cuh: the weight slab by cp.async, the column slab gathered
+// (register-prefetched a slab ahead), fp32 accumulation, bias added in fp32.
+#include <algorithm>
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "kernels/conv.h"
+#include "kernels/cuda/mma_tile.cuh"
+#include "kernels/emu/cuda_compat.h"
+
+namespace iris::IRIS_KERNEL_NS {
+namespace {
+
+template <class T>
+struct ConvTraits {
+  static constexpr int kBM = 64, kBN = 64;  // block tile of C
+  static constexpr int kBK = 16;            // K slab per pipeline stage
+  static constexpr int kTM = 4, kTN = 4;    // per-thread register tile
+  static constexpr int kThreadsM = kBM / kTM, kThreadsN = kBN / kTN;
+  static constexpr int kThreads = kThreadsM * kThreadsN;
+  static constexpr int kPad = 4;
+  static constexpr int kALoads = kBM * kBK / kThreads;  // A elements each thread stages
+  static constexpr int kBLoads = kBK * kBN / kThreads;
+  // Backward-weight: reduction columns (n, oh, ow) per split, and the most splits.
+  static constexpr int64_t kSplitColumns = 512;
+  static constexpr int64_t kMaxSplits = 64;
+  static constexpr int kReduceThreads = 256;  // bias-gradient block
+  static_assert(kBM % kTM == 0 && kBN % kTN == 0, "register tile must divide the block tile");
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps, one block");
+  static_assert(kBM * kBK % kThreads == 0 && kBK * kBN % kThreads == 0,
+                "every thread stages the same number of elements");
+  static_assert(kThreads % kBK == 0 && kThreads % kBN == 0,
+                "a thread stages the same row (A) and column (B) in every slab");
+  static_assert(kSplitColumns % kBK == 0, "splits start on slab boundaries");
+  static_assert((kReduceThreads & (kReduceThreads - 1)) == 0, "tree reduction needs 2^k");
+  static_assert(2 * kBK * (kBM + kBN + 2 * kPad) * sizeof(T) <= 48 * 1024,
+                "static shared memory limit");
+};
+
+// The convolution's sizes, narrowed to int where the host checked they fit.
+struct ConvGeom {
+  int N, Cin, H, W, Cout, kH, kW, OH, OW;
+  int sh, sw, ph, pw, dh, dw;
+  int G, Cin_g, Cout_g, kk;  // kk = kH * kW
+};
+
+// Splits a linear index r into (image, row, column) of an [.., rows, cols] plane.
+struct Pixel {
+  int n, y, x;
+};
+IRIS_DEV Pixel split_pixel(int r, int rows, int cols) {
+  const int plane = rows * cols;
+  const int n = r / plane, p = r - n * plane;
+  const int y = p / cols;
+  return {n, y, p - y * cols};
+}
+
+// forward: m = co, k = (ci, kh, kw), n = (n, oh, ow).
+template <class T>
+struct ForwardProblem {
+  static constexpr bool kBKFastest = false;  // B's unit-stride index is n (ow)
+  ConvGeom g;
+  const T* x;
+  const T* w;
+  const T* bias;  // null: none
+  T* y;
+  __host__ __device__ int M() const { return g.Cout_g; }
+  __host__ __device__ int Ncols() const { return g.N * g.OH * g.OW; }
+  __host__ __device__ int K() const { return g.Cin_g * g.kk; }
+
+  struct Row {
+    const T* w;
+  };
+  struct Col {
+    int64_t base;  // x offset of (n, group's first channel)
+    int ih0, iw0;
+    int64_t out;  // y offset of (n, group's first channel, oh, ow)
+  };
+  IRIS_DEV Row row(int grp, int m) const {
+    return {w + (static_cast<int64_t>(grp) * g.Cout_g + m) * K()};
+  }
+  IRIS_DEV T a(const Row& r, int k) const { return r.w[k]; }
+  IRIS_DEV Col col(int grp, int q) const {
+    const Pixel p = split_pixel(q, g.OH, g.OW);
+    const int64_t c0 = static_cast<int64_t>(p.n) * g.Cin + static_cast<int64_t>(grp) * g.Cin_g;
+    const int64_t o0 = static_cast<int64_t>(p.n) * g.Cout + static_cast<int64_t>(grp) * g.Cout_g;
+    return {c0 * g.H * g.W, p.y * g.sh - g.ph, p.x * g.sw - g.pw, (o0 * g.OH + p.y) * g.OW + p.x};
+  }
+  IRIS_DEV T b(const Col& c, int k) const {
+    const int ci = k / g.kk, r = k - ci * g.kk;
+    const int kh = r / g.kW, kw = r - kh * g.kW;
+    const int ih = c.ih0 + kh * g.dh, iw = c.iw0 + kw * g.dw;
+    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) return T(0);
+    return x[c.base + (static_cast<int64_t>(ci) * g.H + ih) * g.W + iw];
+  }
+  IRIS_DEV void store(int grp, int, int m, const Col& c, T v) const {
+    if (bias) v += bias[grp * g.Cout_g + m];
+    y[c.out + static_cast<int64_t>(m) * g.OH * g.OW] = v;
+  }
+};
+
+// backward-data: m = ci, k = (co, kh, kw), n = (n, ih, iw); dY is gathered where
+// ih + ph - kh dh is a non-negative multiple of the stride below OH * sh (likewise w).
+template <class T>
+struct BackwardDataProblem {
+  static constexpr bool kBKFastest = false;  // B's unit-stride index is n (iw)
+  ConvGeom g;
+  const T* dy;
+  const T* w;
+  T* dx;
+  __host__ __device__ int M() const { return g.Cin_g; }
+  __host__ __device__ int Ncols() const { return g.N * g.H * g.W; }
+  __host__ __device__ int K() const { return g.Cout_g * g.kk; }
+
+  struct Row {
+    const T* w;  // W[group's first co, ci, 0, 0]
+  };
+  struct Col {
+    int64_t base;  // dy offset of (n, group's first channel)
+    int th0, tw0;  // ih + ph, iw + pw
+    int64_t out;   // dx offset of (n, group's first channel, ih, iw)
+  };
+  IRIS_DEV Row row(int grp, int m) const {
+    return {w + (static_cast<int64_t>(grp) * g.Cout_g * g.Cin_g + m) * g.kk};
+  }
+  IRIS_DEV T a(const Row& r, int k) const {
+    const int co = k / g.kk, rest = k - co * g.kk;
+    return r.w[static_cast<int64_t>(co) * g.Cin_g * g.kk + rest];
+  }
+  IRIS_DEV Col col(int grp, int q) const {
+    const Pixel p = split_pixel(q, g.H, g.W);
+    const int64_t c0 = static_cast<int64_t>(p.n) * g.Cout + static_cast<int64_t>(grp) * g.Cout_g;
+    const int64_t i0 = static_cast<int64_t>(p.n) * g.Cin + static_cast<int64_t>(grp) * g.Cin_g;
+    return {c0 * g.OH * g.OW, p.y + g.ph, p.x + g.pw, (i0 * g.H + p.y) * g.W + p.x};
+  }
+  IRIS_DEV T b(const Col& c, int k) const {
+    const int co = k / g.kk, r = k - co * g.kk;
+    const int kh = r / g.kW, kw = r - kh * g.kW;
+    const int th = c.th0 - kh * g.dh, tw = c.tw0 - kw * g.dw;
+    if (th < 0 || tw < 0) return T(0);
+    const int oh = th / g.sh, ow = tw / g.sw;
+    if (oh * g.sh != th || ow * g.sw != tw || oh >= g.OH || ow >= g.OW) return T(0);
+    return dy[c.base + (static_cast<int64_t>(co) * g.OH + oh) * g.OW + ow];
+  }
+  IRIS_DEV void store(int, int, int m, const Col& c, T v) const {
+    dx[c.out + static_cast<int64_t>(m) * g.H * g.W] = v;
+  }
+};
+
+// backward-weight: m = co, k = (n, oh, ow) (the reduction), n = (ci, kh, kw). Split s of
+// the reduction writes partial[s][group * Cout_g + co][n].
+template <class T>
+struct BackwardWeightProblem {
+  static constexpr bool kBKFastest = true;  // B's unit-stride index is k (ow)
+  ConvGeom g;
+  const T* dy;
+  const T* x;
+  T* partial;
+  __host__ __device__ int M() const { return g.Cout_g; }
+  __host__ __device__ int Ncols() const { return g.Cin_g * g.kk; }
+  __host__ __device__ int K() const { return g.N * g.OH * g.OW; }
+
+  struct Row {
+    const T* dy;  // dY[0, group * Cout_g + co]
+  };
+  struct Col {
+    const T* x;  // x[0, group * Cin_g + ci]
+    int kh_off, kw_off;
+    int n;
+  };
+  IRIS_DEV Row row(int grp, int m) const {
+    return {dy + (static_cast<int64_t>(grp) * g.Cout_g + m) * g.OH * g.OW};
+  }
+  IRIS_DEV T a(const Row& r, int k) const {
+    const int plane = g.OH * g.OW;
+    const int n = k / plane;
+    return r.dy[static_cast<int64_t>(n) * g.Cout * plane + (k - n * plane)];
+  }
+  IRIS_DEV Col col(int grp, int q) const {
+    const int ci = q / g.kk, r = q - ci * g.kk;
+    const int kh = r / g.kW, kw = r - kh * g.kW;
+    return {x + (static_cast<int64_t>(grp) * g.Cin_g + ci) * g.H * g.W, kh * g.dh - g.ph,
+            kw * g.dw - g.pw, q};
+  }
+  IRIS_DEV T b(const Col& c, int k) const {
+    const Pixel p = split_pixel(k, g.OH, g.OW);
+    const int ih = p.y * g.sh + c.kh_off, iw = p.x * g.sw + c.kw_off;
+    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) return T(0);
+    return c.x[static_cast<int64_t>(p.n) * g.Cin * g.H * g.W + static_cast<int64_t>(ih) * g.W + iw];
+  }
+  IRIS_DEV void store(int grp, int split, int m, const Col& c, T v) const {
+    const int64_t rows = static_cast<int64_t>(g.G) * g.Cout_g;
+    partial[((split * rows) + static_cast<int64_t>(grp) * g.Cout_g + m) * Ncols() + c.n] = v;
+  }
+};
+
+// C tile (blockIdx.x over n, blockIdx.y over m) of group blockIdx.z % groups, reduction
+// split blockIdx.z / groups covering k in [split * k_per_split, + k_per_split).
+template <class T, class P>
+__global__ void __launch_bounds__(ConvTraits<T>::kThreads)
+    implicit_gemm_kernel(P prob, int groups, int k_per_split) {
+  using Tr = ConvTraits<T>;
+  IRIS_SHARED(T, As, [2][Tr::kBK][Tr::kBM + Tr::kPad]);  // A slab, k-major
+  IRIS_SHARED(T, Bs, [2][Tr::kBK][Tr::kBN + Tr::kPad]);  // B slab, k-major
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int tx = tid % Tr::kThreadsN, ty = tid / Tr::kThreadsN;
+  const int grp = static_cast<int>(blockIdx.z) % groups;
+  const int split = static_cast<int>(blockIdx.z) / groups;
+  const int m0 = static_cast<int>(blockIdx.y) * Tr::kBM;
+  const int n0 = static_cast<int>(blockIdx.x) * Tr::kBN;
+  const int M = prob.M(), N = prob.Ncols();
+  const int k_begin = split * k_per_split;
+  const int k_end = min(prob.K(), k_begin + k_per_split);
+
+  // A is staged k-fastest (kk = e % kBK); B n-fastest or, for kBKFastest, k-fastest. Either
+  // way a thread's m (A) and n (B) are the same in every slab: gather their bases once.
+  typename P::Row rows[Tr::kALoads] = {};
+  typename P::Col cols[Tr::kBLoads] = {};
+  bool row_in[Tr::kALoads], col_in[Tr::kBLoads];
+  auto a_coord = [&](int i, int& mm, int& kk) {
+    const int e = tid + i * Tr::kThreads;
+    kk = e % Tr::kBK, mm = e / Tr::kBK;
+  };
+  auto b_coord = [&](int i, int& kk, int& nn) {
+    const int e = tid + i * Tr::kThreads;
+    if (P::kBKFastest)
+      kk = e % Tr::kBK, nn = e / Tr::kBK;
+    else
+      nn = e % Tr::kBN, kk = e / Tr::kBN;
+  };
+  for (int i = 0; i < Tr::kALoads; ++i) {
+    int mm, kk;
+    a_coord(i, mm, kk);
+    row_in[i] = m0 + mm < M;
+    if (row_in[i]) rows[i] = prob.row(grp, m0 + mm);
+  }
+  for (int i = 0; i < Tr::kBLoads; ++i) {
+    int kk, nn;
+    b_coord(i, kk, nn);
+    col_in[i] = n0 + nn < N;
+    if (col_in[i]) cols[i] = prob.col(grp, n0 + nn);
+  }
+
+  T ra[Tr::kALoads], rb[Tr::kBLoads];
+  auto load_global = [&](int k0) {
+    for (int i = 0; i < Tr::kALoads; ++i) {
+      int mm, kk;
+      a_coord(i, mm, kk);
+      ra[i] = row_in[i] && k0 + kk < k_end ? prob.a(rows[i], k0 + kk) : T(0);
+    }
+    for (int i = 0; i < Tr::kBLoads; ++i) {
+      int kk, nn;
+      b_coord(i, kk, nn);
+      rb[i] = col_in[i] && k0 + kk < k_end ? prob.b(cols[i], k0 + kk) : T(0);
+    }
+  };
+  auto store_shared = [&](int buf) {
+    for (int i = 0; i < Tr::kALoads; ++i) {
+      int mm, kk;
+      a_coord(i, mm, kk);
+      As[buf][kk][mm] = ra[i];
+    }
+    for (int i = 0; i < Tr::kBLoads; ++i) {
+      int kk, nn;
+      b_coord(i, kk, nn);
+      Bs[buf][kk][nn] = rb[i];
+    }
+  };
+
+  T acc[Tr::kTM][Tr::kTN];
+  for (int i = 0; i < Tr::kTM; ++i)
+    for (int j = 0; j < Tr::kTN; ++j) acc[i][j] = T(0);
+
+  const int slabs = k_end > k_begin ? (k_end - k_begin + Tr::kBK - 1) / Tr::kBK : 0;
+  if (slabs > 0) {
+    load_global(k_begin);
+    store_shared(0);
+  }
+  __syncthreads();
+  for (int s = 0; s < slabs; ++s) {
+    const int cur = s & 1;
+    const bool more = s + 1 < slabs;
+    if (more) load_global(k_begin + (s + 1) * Tr::kBK);  // in flight during this slab
+    for (int kk = 0; kk < Tr::kBK; ++kk) {
+      T av[Tr::kTM], bv[Tr::kTN];
+      for (int i = 0; i < Tr::kTM; ++i) av[i] = As[cur][kk][ty + i * Tr::kThreadsM];
+      for (int j = 0; j < Tr::kTN; ++j) bv[j] = Bs[cur][kk][tx + j * Tr::kThreadsN];
+      for (int i = 0; i < Tr::kTM; ++i)
+        for (int j = 0; j < Tr::kTN; ++j) acc[i][j] += av[i] * bv[j];
+    }
+    // The other buffer was last read before the previous barrier: safe to overwrite.
+    if (more) store_shared(cur ^ 1);
+    __syncthreads();
+  }
+
+  for (int j = 0; j < Tr::kTN; ++j) {
+    const int n = n0 + tx + j * Tr::kThreadsN;
+    if (n >= N) continue;
+    const typename P::Col c = prob.col(grp, n);
+    for (int i = 0; i < Tr::kTM; ++i) {
+      const int m = m0 + ty + i * Tr::kThreadsM;
+      if (m < M) prob.store(grp, split, m, c, acc[i][j]);
+    }
+  }
+}
+
+// Forward on tensor cores: C[co, q] of group blockIdx.z from a weight slab [co][k] (cp.async
+// where w_async) and a column slab [k][q] gathered like ForwardProblem, on raw 16-bit values.
+template <mma::Half H>
+__global__ void __launch_bounds__(mma::TileTraits::kThreads)
+    conv_forward_mma_kernel(ForwardProblem<uint16_t> prob, bool w_async) {
+  using Tr = mma::TileTraits;
+  constexpr int kGathers = Tr::kBK * Tr::kBN / Tr::kThreads;
+  static_assert(Tr::kBK * Tr::kBN % Tr::kThreads == 0 && Tr::kThreads % Tr::kBN == 0,
+                "a thread gathers the same column in every slab");
+  static_assert(!ForwardProblem<uint16_t>::kBKFastest, "the column slab is stored [k][q]");
+  IRIS_SHARED(uint16_t, As, [2][Tr::kSlabElems]);
+  IRIS_SHARED(uint16_t, Bs, [2][Tr::kSlabElems]);
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int warp_m0 = (warp / Tr::kWarpsN) * Tr::kWarpM;
+  const int warp_n0 = (warp % Tr::kWarpsN) * Tr::kWarpN;
+  const int grp = static_cast<int>(blockIdx.z);
+  const int m0 = static_cast<int>(blockIdx.y) * Tr::kBM;
+  const int n0 = static_cast<int>(blockIdx.x) * Tr::kBN;
+  const int M = prob.M(), N = prob.Ncols(), K = prob.K();
+  const uint16_t* wg = prob.w + static_cast<int64_t>(grp) * M * K;
+  const mma::SlabLayout al{true, Tr::kBK + Tr::kPad};   // [co][k]
+  const mma::SlabLayout bl{false, Tr::kBN + Tr::kPad};  // [k][q]
+
+  const int nn = tid % Tr::kBN, kk0 = tid / Tr::kBN, kk_step = Tr::kThreads / Tr::kBN;
+  const bool col_in = n0 + nn < N;
+  typename ForwardProblem<uint16_t>::Col col = {};
+  if (col_in) col = prob.col(grp, n0 + nn);
+  uint16_t gathered[kGathers];
+  auto gather = [&](int k0) {
+    IRIS_MMA_UNROLL
+    for (int i = 0; i < kGathers; ++i) {
+      const int k = k0 + kk0 + i * kk_step;
+      gathered[i] = col_in && k < K ? prob.b(col, k) : uint16_t{0};
+    }
+  };
+  auto store_gathered = [&](int buf) {
+    IRIS_MMA_UNROLL
+    for (int i = 0; i < kGathers; ++i) {
+      Bs[buf][(kk0 + i * kk_step) * bl.pitch + nn] = gathered[i];
+    }
+  };
+  auto stage_weights = [&](int buf, int k0) {
+    mma::stage_slab(As[buf], al.pitch, Tr::kBM, Tr::kBK, wg, K, m0, M, k0, K, w_async, tid);
+  };
+
+  mma::Accumulators<Tr> acc;
+  acc.zero();
+  const int slabs = (K + Tr::kBK - 1) / Tr::kBK;
+  stage_weights(0, 0);
+  iris::ptx::cp_async_commit();
+  gather(0);
+  store_gathered(0);
+  for (int s = 0; s < slabs; ++s) {
+    const int cur = s & 1;
+    const bool more = s + 1 < slabs;
+    if (more) {
+      stage_weights(cur ^ 1, (s + 1) * Tr::kBK);
+      gather((s + 1) * Tr::kBK);  // in flight while this slab computes
+    }
+    iris::ptx::cp_async_commit();
+    iris::ptx::cp_async_wait<1>();
+    __syncthreads();
+    mma::warp_mma_slab<H, Tr>(acc, As[cur], al, Bs[cur], bl, warp_m0, warp_n0, lane);
+    if (more) store_gathered(cur ^ 1);  // last read before the previous barrier
+    __syncthreads();
+  }
+  iris::ptx::cp_async_wait_all();
+
+  IRIS_MMA_UNROLL
+  for (int j = 0; j < Tr::kFragsN; ++j) {
+    IRIS_MMA_UNROLL
+    for (int r = 0; r < 4; ++r) {
+      const int q = n0 + mma::Accumulators<Tr>::col(warp_n0, j, r, lane);
+      if (q >= N) continue;
+      const typename ForwardProblem<uint16_t>::Col c = prob.col(grp, q);
+      IRIS_MMA_UNROLL
+      for (int i = 0; i < Tr::kFragsM; ++i) {
+        const int m = m0 + mma::Accumulators<Tr>::row(warp_m0, i, r, lane);
+        if (m >= M) continue;
+        float v = acc.c[i][j][r];
+        if (prob.bias) v += mma::half_to_float<H>(prob.bias[grp * M + m]);
+        prob.y[c.out + static_cast<int64_t>(m) * prob.g.OH * prob.g.OW] = mma::float_to_half<H>(v);
+      }
+    }
+  }
+}
+
+// dweight[i] = sum over s of partial[s][i], in split order.
+template <class T>
+__global__ void sum_splits_kernel(const T* __restrict__ partial, int splits, int64_t n,
+                                  T* __restrict__ out) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    T s = T(0);
+    for (int k = 0; k < splits; ++k) s += partial[k * n + i];
+    out[i] = s;
+  }
+}
+
+// dbias[c] = sum of dY[:, c, :, :]; one block per channel, a fixed-order tree in shared
+// memory.
+template <class T>
+__global__ void __launch_bounds__(ConvTraits<T>::kReduceThreads)
+    bias_grad_kernel(const T* __restrict__ dy, int N, int C, int plane, T* __restrict__ dbias) {
+  constexpr int kThreads = ConvTraits<T>::kReduceThreads;
+  IRIS_SHARED(T, part, [kThreads]);
+  const int c = static_cast<int>(blockIdx.x), tid = static_cast<int>(threadIdx.x);
+  T s = T(0);
+  for (int n = 0; n < N; ++n) {
+    const T* row = dy + (static_cast<int64_t>(n) * C + c) * plane;
+    for (int p = tid; p < plane; p += kThreads) s += row[p];
+  }
+  part[tid] = s;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (tid < half) {
+      const T other = part[tid + half];
+      const T mine = part[tid];
+      part[tid] = mine + other;
+    }
+    __syncthreads();
+  }
+  if (tid == 0) dbias[c] = part[0];
+}
+
+template <class Fn>
+void dispatch_float(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::f32:
+      return fn.template operator()<float>();
+    case DType::f64:
+      return fn.template operator()<double>();
+    default:
+      IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda (float32/float64)");
+  }
+}
+
+constexpr int64_t kIntMax = 0x7fffffff;
+constexpr int64_t kMaxGridYZ = 65535;
+
+// Geometry from input [N, Cin, H, W], weight and the output's spatial size; checks that
+// every index the kernels form fits an int (window offsets with a margin for their sums).
+ConvGeom make_geom(const char* op, const Tensor& input, const Tensor& weight, int64_t OH,
+                   int64_t OW, const kernels::Conv2dParams& p) {
+  const int64_t N = input.size(0), Cin = input.size(1), H = input.size(2), W = input.size(3);
+  const int64_t Cout = weight.size(0), kH = weight.size(2), kW = weight.size(3);
+  const int64_t big = std::max({N * Cin * H * W, N * Cout * OH * OW,
+                                Cout * weight.size(1) * kH * kW, N * std::max(H * W, OH * OW)});
+  IRIS_CHECK(big <= kIntMax &&
+                 std::max({p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h, p.dilation_w}) *
+                         std::max({H, W, kH, kW}) <=
+                     kIntMax / 4,
+             op, ": tensor too large for the cuda kernel's 32-bit indices: input ", input.desc(),
+             ", weight ", weight.desc());
+  auto i = [](int64_t v) { return static_cast<int>(v); };
+  ConvGeom g;
+  g.N = i(N), g.Cin = i(Cin), g.H = i(H), g.W = i(W), g.Cout = i(Cout), g.kH = i(kH);
+  g.kW = i(kW), g.OH = i(OH), g.OW = i(OW), g.sh = i(p.stride_h), g.sw = i(p.stride_w);
+  g.ph = i(p.pad_h), g.pw = i(p.pad_w), g.dh = i(p.dilation_h), g.dw = i(p.dilation_w);
+  g.G = i(p.groups), g.Cin_g = i(Cin / p.groups), g.Cout_g = i(Cout / p.groups);
+  g.kk = i(kH * kW);
+  return g;
+}
+
+template <class T, class P>
+void launch_implicit_gemm(const char* op, const P& prob, int groups, int splits, int k_per_split) {
+  using Tr = ConvTraits<T>;
+  const int64_t gx = (static_cast<int64_t>(prob.Ncols()) + Tr::kBN - 1) / Tr::kBN;
+  const int64_t gy = (static_cast<int64_t>(prob.M()) + Tr::kBM - 1) / Tr::kBM;
+  const int64_t gz = static_cast<int64_t>(groups) * splits;
+  IRIS_CHECK(gy <= kMaxGridYZ && gz <= kMaxGridYZ, op, ": ", prob.M(), " channels per group x ",
+             groups, " groups exceed the cuda grid limits");
+  if (gx == 0 || gy == 0 || gz == 0) return;
+  IRIS_LAUNCH((implicit_gemm_kernel<T, P>),
+              dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
+              dim3(Tr::kThreads), 0, nullptr, prob, groups, k_per_split);
+}
+
+void launch_forward_mma(const ConvGeom& g, const Tensor& input, const Tensor& weight,
+                        const Tensor& bias, const Tensor& out) {
+  using Tr = mma::TileTraits;
+  auto bits = [](const Tensor& t) { return static_cast<uint16_t*>(t.raw_data()); };
+  const ForwardProblem<uint16_t> prob{g, bits(input), bits(weight),
+                                      bias.defined() ? bits(bias) : nullptr, bits(out)};
+  // cp.async moves 16-byte chunks of weight rows: K and the base must keep them aligned.
+  const bool w_async =
+      prob.K() % Tr::kChunk == 0 && reinterpret_cast<uintptr_t>(weight.raw_data()) % 16 == 0;
+  const int64_t gx = (static_cast<int64_t>(prob.Ncols()) + Tr::kBN - 1) / Tr::kBN;
+  const int64_t gy = (static_cast<int64_t>(prob.M()) + Tr::kBM - 1) / Tr::kBM;
+  IRIS_CHECK(gy <= kMaxGridYZ && g.G <= kMaxGridYZ, "conv2d: ", prob.M(), " channels per group x ",
+             g.G, " groups exceed the cuda grid limits");
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(g.G));
+  if (out.dtype() == DType::bf16)
+    IRIS_LAUNCH(conv_forward_mma_kernel<mma::Half::kBf16>, grid, dim3(Tr::kThreads), 0, nullptr,
+                prob, w_async);
+  else
+    IRIS_LAUNCH(conv_forward_mma_kernel<mma::Half::kF16>, grid, dim3(Tr::kThreads), 0, nullptr,
+                prob, w_async);
+}
+
+void conv2d_forward_cuda(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                         const kernels::Conv2dParams& p, const Tensor& out) {
+  const char* op = "conv2d";
+  if (out.numel() == 0) return;
+  const ConvGeom g = make_geom(op, input, weight, out.size(2), out.size(3), p);
+  if (out.dtype() == DType::bf16 || out.dtype() == DType::f16) {
+    launch_forward_mma(g, input, weight, bias, out);
+    return;
+  }
+  dispatch_float(out.dtype(), op, [&]<class T>() {
+    ForwardProblem<T> prob{g, input.data<T>(), weight.data<T>(),
+                           bias.defined() ? bias.data<T>() : nullptr, out.data<T>()};
+    launch_implicit_gemm<T>(op, prob, g.G, 1, prob.K());
+  });
+}
+
+void conv2d_backward_data_cuda(const Tensor& dout, const Tensor& weight,
+                               const kernels::Conv2dParams& p, const Tensor& dinp) {
+  const char* op = "conv2d_backward_data";
+  if (dinp.numel() == 0) return;
+  const ConvGeom g = make_geom(op, dinp, weight, dout.size(2), dout.size(3), p);
+  dispatch_float(dinp.dtype(), op, [&]<class T>() {
+    BackwardDataProblem<T> prob{g, dout.data<T>(), weight.data<T>(), dinp.data<T>()};
+    launch_implicit_gemm<T>(op, prob, g.G, 1, prob.K());
+  });
+}
+
+void conv2d_backward_weight_cuda(const Tensor& dout, const Tensor& input,
+                                 const kernels::Conv2dParams& p, const Tensor& dweight,
+                                 const Tensor& dbias) {
+  const char* op = "conv2d_backward_weight";
+  if (dweight.numel() == 0) return;
+  const ConvGeom g = make_geom(op, input, dweight, dout.size(2), dout.size(3), p);
+  dispatch_float(dweight.dtype(), op, [&]<class T>() {
+    using Tr = ConvTraits<T>;
+    const int64_t Q = static_cast<int64_t>(g.N) * g.OH * g.OW;
+    const int64_t splits =
+        std::clamp<int64_t>((Q + Tr::kSplitColumns - 1) / Tr::kSplitColumns, 1, Tr::kMaxSplits);
+    // Each split a whole number of slabs.
+    const int64_t per_split =
+        std::max<int64_t>((Q + splits * Tr::kBK - 1) / (splits * Tr::kBK) * Tr::kBK, Tr::kBK);
+    const int used = static_cast<int>((Q + per_split - 1) / per_split);
+    const int nsplit = std::max(used, 1);
+    const int64_t n = dweight.numel();
+    Tensor partial = nsplit == 1 ? dweight
+                                 : Tensor::empty({static_cast<int64_t>(nsplit), n}, dweight.dtype(),
+                                                 dweight.device());
+    BackwardWeightProblem<T> prob{g, dout.data<T>(), input.data<T>(), partial.data<T>()};
+    launch_implicit_gemm<T>(op, prob, g.G, nsplit, static_cast<int>(per_split));
+    if (nsplit > 1) {
+      constexpr int kThreads = 256;
+      const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 4096);
+      IRIS_LAUNCH(sum_splits_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0,
+                  nullptr, partial.data<T>(), nsplit, n, dweight.data<T>());
+    }
+    if (dbias.defined())
+      IRIS_LAUNCH(bias_grad_kernel<T>, dim3(static_cast<unsigned>(g.Cout)),
+                  dim3(Tr::kReduceThreads), 0, nullptr, dout.data<T>(), g.N, g.Cout, g.OH * g.OW,
+                  dbias.data<T>());
+  });
+}
+
+}  // namespace
+
+IRIS_REGISTER_KERNEL(conv2d_forward, CUDA, conv2d_forward_cuda);
+IRIS_REGISTER_KERNEL(conv2d_backward_data, CUDA, conv2d_backward_data_cuda);
+IRIS_REGISTER_KERNEL(conv2d_backward_weight, CUDA, conv2d_backward_weight_cuda);
+
+}  // namespace iris::IRIS_KERNEL_NS
