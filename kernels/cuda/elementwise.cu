@@ -155,13 +155,22 @@ __global__ void where_kernel(int64_t n, Geometry<4> g, T* out, const uint8_t* co
   }
 }
 
+template <class T>
+IRIS_HD bool is_nonzero(T v) {
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>)
+    return convert_value<float>(v) != 0.0f;
+  else
+    return v != T(0);
+}
+
 template <class TD, class TS>
 __global__ void copy_kernel(int64_t n, Geometry<2> g, TD* dst, const TS* src, bool to_bool) {
   IRIS_GRID_STRIDE(i, n) {
     int64_t off[2];
     g.offsets(i, off);
     const TS v = src[off[1]];
-    dst[off[0]] = to_bool ? static_cast<TD>(v != TS(0)) : static_cast<TD>(v);
+    dst[off[0]] = to_bool ? convert_value<TD>(static_cast<uint8_t>(is_nonzero(v)))
+                          : convert_value<TD>(v);
   }
 }
 
@@ -195,6 +204,16 @@ void dispatch(DType dt, const char* op, Fn&& fn) {
     case DType::i64: return fn.template operator()<int64_t>();
     case DType::u8: case DType::b8: return fn.template operator()<uint8_t>();
     default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda");
+  }
+}
+
+// Every dtype by its storage type: copies convert to and from the 16-bit floats.
+template <class Fn>
+void dispatch_storage(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::bf16: return fn.template operator()<bf16>();
+    case DType::f16: return fn.template operator()<f16>();
+    default: return dispatch(dt, op, std::forward<Fn>(fn));
   }
 }
 
@@ -269,8 +288,8 @@ void copy_cuda(const Tensor& src, const Tensor& dst) {
   const int64_t n = dst.numel();
   if (n == 0) return;
   const bool to_bool = dst.dtype() == DType::b8 && src.dtype() != DType::b8;
-  dispatch(dst.dtype(), "copy", [&]<class TD>() {
-    dispatch(src.dtype(), "copy", [&]<class TS>() {
+  dispatch_storage(dst.dtype(), "copy", [&]<class TD>() {
+    dispatch_storage(src.dtype(), "copy", [&]<class TS>() {
       const Tensor* ops[2] = {&dst, &src};
       IRIS_LAUNCH((copy_kernel<TD, TS>), grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr,
                   n, make_geometry(dst.shape(), ops), static_cast<TD*>(dst.raw_data()),
