@@ -113,6 +113,7 @@ inline Tensor operator/(double s, const Tensor& a) { return div(scalar_like(a, s
 }  // namespace iris
 
 // Op families with headers of their own.
+#include "autograd/autocast.h"
 #include "autograd/linalg.h"
 #include "autograd/attention.h"
 #include "autograd/conv.h"

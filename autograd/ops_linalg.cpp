@@ -1,4 +1,5 @@
 // matmul / bmm / linear and their derivatives.
+#include "autograd/autocast.h"
 #include "autograd/function.h"
 #include "autograd/linalg.h"
 #include "autograd/ops.h"
@@ -84,6 +85,7 @@ Tensor matmul_raw(const Tensor& a, const Tensor& b) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_operands("matmul", a, b);
   IRIS_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: 0-dim operand: ", a.desc(), " @ ", b.desc());
+  if (const auto dt = autocast_dtype(a, b)) return matmul(a.to(*dt), b.to(*dt)).to(DType::f32);
   if (a.dim() == 1 && b.dim() == 1) {
     IRIS_CHECK(a.size(0) == b.size(0), "matmul: dot of ", a.desc(), " and ", b.desc());
     return sum(mul(a, b));
@@ -130,6 +132,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   IRIS_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == outf &&
                                  bias.dtype() == x.dtype() && bias.device() == x.device()),
              "linear: bias ", bias.desc(), " does not match weight ", weight.desc());
+  if (const auto dt = autocast_dtype(x, weight)) {  // the bias is added in float32
+    const Tensor y = linear(x.to(*dt), weight.to(*dt)).to(DType::f32);
+    return bias.defined() ? y + bias : y;
+  }
   Shape out_shape = x.shape();
   out_shape.back() = outf;
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
