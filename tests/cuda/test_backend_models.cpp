@@ -1,0 +1,160 @@
+// Whole models on the CUDA backend: each model of the zoo, at a tiny size, built once and
+// copied to the device, gives the CPU's loss, outputs and every parameter gradient (one
+// training-mode forward and backward; dropout is off in these configurations). This is the
+// check that every op a model uses has a CUDA kernel and that they compose.
+#include <map>
+#include <memory>
+#include <string>
+
+#include "autograd/ops.h"
+#include "models/captioner_cnn_rnn.h"
+#include "models/captioner_vit.h"
+#include "models/clip.h"
+#include "models/vqa.h"
+#include "tests/support/testing.h"
+
+namespace iris::models {
+namespace {
+
+using testing::kCuda;
+using testing::randn_seeded;
+
+// Runs `loss_of(model)` (a 0-dim loss) on a CPU model and on its copy on the device and
+// compares the losses and every parameter gradient.
+template <class M, class LossFn>
+void expect_same_training_step(M& cpu, M& gpu, LossFn loss_of, double rtol, double atol) {
+  const Tensor loss_cpu = loss_of(cpu, Device::cpu());
+  const Tensor loss_gpu = loss_of(gpu, kCuda);
+  EXPECT_TRUE(loss_gpu.device().is_cuda());
+  EXPECT_CLOSE(loss_gpu, loss_cpu, rtol, atol) << "loss";
+  loss_cpu.backward();
+  loss_gpu.backward();
+  const auto gpu_params = gpu.named_parameters();
+  std::map<std::string, Tensor> by_name(gpu_params.begin(), gpu_params.end());
+  int compared = 0;
+  for (const auto& [name, p] : cpu.named_parameters()) {
+    const Tensor gc = p.grad(), gg = by_name.at(name).grad();
+    ASSERT_EQ(gc.defined(), gg.defined()) << name;
+    if (!gc.defined()) continue;
+    EXPECT_CLOSE(gg, gc, rtol, atol) << "grad." << name;
+    ++compared;
+  }
+  EXPECT_GT(compared, 0);
+}
+
+template <class M, class Config>
+std::pair<std::unique_ptr<M>, std::unique_ptr<M>> twins(const Config& config) {
+  Generator g1(5), g2(5);
+  auto cpu = std::make_unique<M>(config, &g1);
+  auto gpu = std::make_unique<M>(config, &g2);
+  gpu->to(kCuda);
+  return {std::move(cpu), std::move(gpu)};
+}
+
+Tensor caption_tokens() {
+  return Tensor::from_vector(std::vector<int64_t>{1, 5, 7, 9, 3, 2, 0, 1, 4, 4, 8, 6, 2, 0},
+                             {2, 7});
+}
+
+TEST(BackendModels, VitCaptionerTrainingStepMatchesCpu) {
+  IRIS_REQUIRE_CUDA();
+  ViTCaptionerConfig c;
+  c.image_size = 16;
+  c.patch = 4;
+  c.dim = 16;
+  c.encoder_depth = 1;
+  c.decoder_depth = 1;
+  c.heads = 2;
+  c.mlp_dim = 24;
+  c.vocab = 11;
+  c.max_len = 8;
+  auto [cpu, gpu] = twins<ViTCaptioner>(c);
+  const Tensor img = randn_seeded({2, 3, 16, 16}, 1, DType::f32);
+  expect_same_training_step(
+      *cpu, *gpu,
+      [&](ViTCaptioner& m, Device d) {
+        return caption_loss(m, img.to(d), caption_tokens().to(d), 0).loss;
+      },
+      2e-4, 2e-5);
+}
+
+TEST(BackendModels, CnnRnnCaptionerTrainingStepMatchesCpu) {
+  IRIS_REQUIRE_CUDA();
+  CnnRnnConfig c;
+  c.vocab = 11;
+  c.emb = 8;
+  c.hidden = 12;
+  c.channels = {4, 8};
+  auto [cpu, gpu] = twins<CnnRnnCaptioner>(c);
+  const Tensor img = randn_seeded({2, 3, 16, 16}, 2, DType::f32);
+  expect_same_training_step(
+      *cpu, *gpu,
+      [&](CnnRnnCaptioner& m, Device d) {
+        return caption_loss(m, img.to(d), caption_tokens().to(d), 0).loss;
+      },
+      2e-4, 2e-5);
+}
+
+TEST(BackendModels, ClipTrainingStepMatchesCpu) {
+  IRIS_REQUIRE_CUDA();
+  ClipConfig c;
+  c.image_size = 16;
+  c.patch = 8;
+  c.vision_dim = 16;
+  c.vision_depth = 1;
+  c.vision_heads = 2;
+  c.vision_mlp = 20;
+  c.vocab = 13;
+  c.text_len = 6;
+  c.text_dim = 16;
+  c.text_depth = 1;
+  c.text_heads = 2;
+  c.text_mlp = 20;
+  c.embed_dim = 8;
+  auto [cpu, gpu] = twins<Clip>(c);
+  const Tensor img = randn_seeded({3, 3, 16, 16}, 3, DType::f32);
+  const Tensor tok = Tensor::from_vector(
+      std::vector<int64_t>{1, 4, 5, 2, 0, 0, 1, 7, 8, 9, 2, 0, 1, 3, 2, 0, 0, 0}, {3, 6});
+  const Tensor len = Tensor::from_vector(std::vector<int64_t>{4, 5, 3}, {3});
+  expect_same_training_step(
+      *cpu, *gpu, [&](Clip& m, Device d) { return m.loss(img.to(d), tok.to(d), len.to(d)); }, 2e-4,
+      2e-5);
+}
+
+TEST(BackendModels, FusionVqaTrainingStepsMatchCpu) {
+  IRIS_REQUIRE_CUDA();
+  for (const char* fusion : {"early", "late", "xattn"}) {
+    SCOPED_TRACE(fusion);
+    FusionConfig c;
+    c.fusion = fusion;
+    c.image_encoder = std::string(fusion) == "late" ? "vit" : "cnn";
+    c.text_encoder = std::string(fusion) == "xattn" ? "lstm" : "transformer";
+    c.image_size = 8;
+    c.cnn_channels = {4, 6};
+    c.patch = 4;
+    c.vit_depth = 1;
+    c.dim = 8;
+    c.heads = 2;
+    c.mlp_dim = 10;
+    c.vocab = 13;
+    c.max_question_len = 6;
+    c.text_depth = 1;
+    c.fusion_depth = 1;
+    c.num_answers = 5;
+    auto [cpu, gpu] = twins<FusionVqa>(c);
+    const Tensor img = randn_seeded({2, 3, 8, 8}, 4, DType::f32);
+    const Tensor q =
+        Tensor::from_vector(std::vector<int64_t>{1, 4, 5, 9, 2, 3, 7, 7, 6, 5}, {2, 5});
+    const Tensor len = Tensor::from_vector(std::vector<int64_t>{3, 5}, {2});
+    const Tensor answers = Tensor::from_vector(std::vector<int64_t>{1, 3}, {2});
+    expect_same_training_step(
+        *cpu, *gpu,
+        [&](FusionVqa& m, Device d) {
+          return cross_entropy(m.forward(img.to(d), q.to(d), len.to(d)), answers.to(d));
+        },
+        2e-4, 2e-5);
+  }
+}
+
+}  // namespace
+}  // namespace iris::models
