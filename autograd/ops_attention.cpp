@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "autograd/attention.h"
+#include "autograd/autocast.h"
 #include "autograd/function.h"
 #include "autograd/ops.h"
 #include "kernels/attention.h"
@@ -74,6 +75,9 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
              ": device mismatch: ", q_in.desc(), ", ", k_in.desc(), ", ", v_in.desc());
   IRIS_CHECK(D > 0 && Dv > 0 && Lk > 0, op, ": empty head or key dim: q ", q_in.desc(), ", k ",
              k_in.desc());
+  if (const auto dt = autocast_dtype(q_in, k_in))  // tensor cores; float32 out
+    return scaled_dot_product_attention(q_in.to(*dt), k_in.to(*dt), v_in.to(*dt), opt)
+        .to(DType::f32);
 
   kernels::AttentionMasks m;
   m.causal = opt.causal;
@@ -91,7 +95,9 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   const Tensor q = ready(q_in), k = ready(k_in), v = ready(v_in);
   // [B, Lq, H, Dv] in memory, viewed as [B, H, Lq, Dv].
   Tensor out = Tensor::empty({B, Lq, H, Dv}, q.dtype(), q.device()).permute({0, 2, 1, 3});
-  Tensor lse = Tensor::empty({B, H, Lq}, q.dtype(), q.device());
+  // Softmax statistics stay float32 for 16-bit inputs.
+  const bool half = q.dtype() == DType::bf16 || q.dtype() == DType::f16;
+  Tensor lse = Tensor::empty({B, H, Lq}, half ? DType::f32 : q.dtype(), q.device());
   if (Lq > 0) kernels::attention_forward_table().get(q.device())(q, k, v, m, out, lse);
 
   if (autograd::any_requires_grad({&q_in, &k_in, &v_in}))

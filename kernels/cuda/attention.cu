@@ -17,6 +17,8 @@
 
 #include "core/tensor.h"
 #include "kernels/attention.h"
+#include "kernels/cuda/attention_mma.h"
+#include "kernels/elementwise.h"
 #include "kernels/emu/cuda_compat.h"
 #include "kernels/cuda/online_softmax.cuh"
 
@@ -435,9 +437,32 @@ unsigned blocks_for(int64_t n, int per_block) {
   return static_cast<unsigned>((n + per_block - 1) / per_block);
 }
 
+bool is_16bit(DType dt) { return dt == DType::bf16 || dt == DType::f16; }
+
+// A float32 copy of a 16-bit tensor on its device (dense; no autograd record).
+Tensor upcast(const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), DType::f32, t.device());
+  kernels::copy_table().get(t.device())(t, out);
+  return out;
+}
+
+void forward_cuda(const Tensor& q, const Tensor& k, const Tensor& v,
+                  const kernels::AttentionMasks& m, const Tensor& out, const Tensor& lse);
+
+// bf16 / fp16: tensor cores where the shapes allow, else the fp32 kernels on upcast copies
+// (lse is float32 either way).
+void forward_16bit(const Tensor& q, const Tensor& k, const Tensor& v,
+                   const kernels::AttentionMasks& m, const Tensor& out, const Tensor& lse) {
+  if (attention_forward_mma(q, k, v, m, out, lse)) return;
+  const Tensor out32 = Tensor::empty(out.shape(), DType::f32, out.device());
+  forward_cuda(upcast(q), upcast(k), upcast(v), m, out32, lse);
+  kernels::copy_table().get(out.device())(out32, out);
+}
+
 void forward_cuda(const Tensor& q, const Tensor& k, const Tensor& v,
                   const kernels::AttentionMasks& m, const Tensor& out, const Tensor& lse) {
   const char* op = "attention_forward";
+  if (is_16bit(q.dtype())) return forward_16bit(q, k, v, m, out, lse);
   DeviceMasks dm;
   const AttnArgs a = args_of(op, q, k, v, out, m, dm);
   if (a.Lq == 0 || a.B * a.H == 0) return;
@@ -458,6 +483,18 @@ void backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
                    const Tensor& dout, const Tensor& lse, const kernels::AttentionMasks& m,
                    const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   const char* op = "attention_backward";
+  if (is_16bit(q.dtype())) {
+    // The fp32 kernels on upcast copies (from the same 16-bit values and the fp32 lse the
+    // forward saved), gradients rounded once to 16 bits.
+    const Tensor dq32 = Tensor::empty(q.shape(), DType::f32, q.device()),
+                 dk32 = Tensor::empty(k.shape(), DType::f32, k.device()),
+                 dv32 = Tensor::empty(v.shape(), DType::f32, v.device());
+    backward_cuda(upcast(q), upcast(k), upcast(v), upcast(out), upcast(dout), lse, m, dq32, dk32,
+                  dv32);
+    const auto copy = kernels::copy_table().get(q.device());
+    copy(dq32, dq), copy(dk32, dk), copy(dv32, dv);
+    return;
+  }
   DeviceMasks dm;
   const AttnArgs a = args_of(op, q, k, v, out, m, dm);
   IRIS_CHECK(dout.strides() == out.strides() && dq.strides() == q.strides() &&

@@ -1,0 +1,286 @@
+// Fused attention forward on tensor cores (FlashAttention-2), bf16 or fp16 in and out, fp32
+// accumulation and softmax statistics, lse saved in fp32. Same semantics as the fp32 path
+// (attention.cu): per-sample q_lens / k_lens, key_mask, bottom-right causal, rows that see
+// no key give 0 and lse = -inf.
+//
+// A block owns kBlockM = 64 query rows of one (b, h): each of its 4 warps 16 rows, whose Q
+// fragments stay in registers. Key/value tiles of kBlockN rows are staged in shared memory
+// by cp.async (zero-filled past the end); per tile each warp computes S = Q K^T with
+// mma.sync m16n8k16 (K rows are B's columns: ldmatrix without .trans), applies the masks,
+// updates its rows' running max and sum (the 4 lanes of a quad share a row: two shuffles),
+// rescales its output accumulators, and adds P V: the S accumulators of two adjacent key
+// octets are exactly an A fragment once rounded to 16 bits, and V comes in by ldmatrix
+// .trans. The softmax runs in base 2 (scores pre-multiplied by scale * log2(e)).
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/attention_mma.h"
+#include "kernels/cuda/mma_tile.cuh"
+#include "kernels/emu/cuda_compat.h"
+
+namespace iris::IRIS_KERNEL_NS {
+namespace {
+
+template <int kHeadDim>
+struct MmaAttnTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kBlockM = 16 * kWarps;                // query rows per block
+  static constexpr int kBlockN = kHeadDim == 128 ? 32 : 64;  // keys per tile (smem < 48 KiB)
+  static constexpr int kChunk = 8;                           // 16-bit elements per cp.async
+  static constexpr int kPad = 8;                             // row padding: 16 bytes
+  static constexpr int kPitch = kHeadDim + kPad;
+  static constexpr int kKSteps = kHeadDim / 16;  // k16 steps of Q K^T
+  static constexpr int kKeyOctets = kBlockN / 8;
+  static constexpr int kDimOctets = kHeadDim / 8;
+  static constexpr size_t kSmemBytes = size_t{2} * (kBlockM + 2 * kBlockN) * kPitch;
+  static_assert(kHeadDim % 32 == 0 && kHeadDim <= 128, "head dims 32, 64, 128");
+  static_assert(kBlockN % 16 == 0, "key tiles are whole k16 steps of P V");
+  static_assert(kSmemBytes <= 48 * 1024, "no shared-memory opt-in needed");
+  static_assert(kPitch * 2 % 16 == 0, "ldmatrix and cp.async need 16-byte aligned rows");
+};
+
+struct MmaAttnArgs {
+  int64_t H, Lq, Lk;
+  float scale_log2;  // softmax scale * log2(e)
+  bool causal, async;
+  const int32_t* q_lens;
+  const int32_t* k_lens;
+  const uint8_t* key_mask;
+  int64_t q_sb, q_sh, q_sl, k_sb, k_sh, k_sl, v_sb, v_sh, v_sl, o_sb, o_sh, o_sl;
+};
+
+IRIS_DEV float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(kFullMask, v, 1));
+  return fmaxf(v, __shfl_xor_sync(kFullMask, v, 2));
+}
+IRIS_DEV float quad_sum(float v) {
+  v += __shfl_xor_sync(kFullMask, v, 1);
+  return v + __shfl_xor_sync(kFullMask, v, 2);
+}
+
+template <mma::Half H>
+IRIS_DEV uint32_t pack2(float lo, float hi) {
+  return static_cast<uint32_t>(mma::float_to_half<H>(lo)) |
+         (static_cast<uint32_t>(mma::float_to_half<H>(hi)) << 16);
+}
+
+template <mma::Half H, int kHeadDim>
+__global__ void __launch_bounds__(MmaAttnTraits<kHeadDim>::kThreads, 1)
+    attn_forward_mma_kernel(MmaAttnArgs a, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                            uint16_t* o, float* lse) {
+  using Tr = MmaAttnTraits<kHeadDim>;
+  IRIS_DYNAMIC_SHARED(uint16_t, smem);
+  iris::smem_ptr<uint16_t> qs = smem;                           // [kBlockM][kPitch]
+  iris::smem_ptr<uint16_t> ks = qs + Tr::kBlockM * Tr::kPitch;  // [kBlockN][kPitch]
+  iris::smem_ptr<uint16_t> vs = ks + Tr::kBlockN * Tr::kPitch;  // [kBlockN][kPitch]
+  const mma::SlabLayout rows_by_dim{true, Tr::kPitch};          // Q, K: [row][d], d unit stride
+  const mma::SlabLayout keys_by_dim{false, Tr::kPitch};         // V as B of P V: [k = key][n = d]
+
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t bh = blockIdx.y, b = bh / a.H, h = bh % a.H;
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * Tr::kBlockM;
+  const int64_t lq = a.q_lens ? a.q_lens[b] : a.Lq, lk = a.k_lens ? a.k_lens[b] : a.Lk;
+  q += b * a.q_sb + h * a.q_sh;
+  k += b * a.k_sb + h * a.k_sh;
+  v += b * a.v_sb + h * a.v_sh;
+  o += b * a.o_sb + h * a.o_sh;
+
+  mma::stage_slab<Tr>(qs, Tr::kPitch, Tr::kBlockM, kHeadDim, q, a.q_sl, i0, a.Lq, 0, kHeadDim,
+                      a.async, tid);
+  if (a.async) {
+    iris::ptx::cp_async_commit();
+    iris::ptx::cp_async_wait_all();
+  }
+  __syncthreads();
+  uint32_t qf[Tr::kKSteps][4];
+  IRIS_MMA_UNROLL
+  for (int s = 0; s < Tr::kKSteps; ++s)
+    mma::load_a_fragment(qf[s], qs, rows_by_dim, warp * 16, 16 * s, lane);
+
+  // This lane's rows: r = 0 -> row g, r = 1 -> row g + 8 of the warp's 16.
+  int64_t row[2];
+  row[0] = i0 + warp * 16 + g;
+  row[1] = row[0] + 8;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+  float acc[Tr::kDimOctets][4];
+  IRIS_MMA_UNROLL
+  for (int d = 0; d < Tr::kDimOctets; ++d) acc[d][0] = acc[d][1] = acc[d][2] = acc[d][3] = 0.f;
+
+  // Keys any row of the block can see (the causal bound of its last valid row).
+  int64_t kend = lk;
+  if (a.causal) {
+    const int64_t last = (i0 + Tr::kBlockM < lq ? i0 + Tr::kBlockM : lq) - 1;
+    const int64_t c = last + (lk - lq) + 1;
+    kend = c < kend ? c : kend;
+  }
+  const bool warp_active = i0 + warp * 16 < lq;  // warp-uniform: rows past lq do no math
+  for (int64_t j0 = 0; j0 < kend; j0 += Tr::kBlockN) {
+    __syncthreads();  // every warp is done with the previous tile
+    mma::stage_slab<Tr>(ks, Tr::kPitch, Tr::kBlockN, kHeadDim, k, a.k_sl, j0, a.Lk, 0, kHeadDim,
+                        a.async, tid);
+    mma::stage_slab<Tr>(vs, Tr::kPitch, Tr::kBlockN, kHeadDim, v, a.v_sl, j0, a.Lk, 0, kHeadDim,
+                        a.async, tid);
+    if (a.async) {
+      iris::ptx::cp_async_commit();
+      iris::ptx::cp_async_wait_all();
+    }
+    __syncthreads();
+    if (!warp_active) continue;
+
+    float s[Tr::kKeyOctets][4];
+    IRIS_MMA_UNROLL
+    for (int n = 0; n < Tr::kKeyOctets; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    IRIS_MMA_UNROLL
+    for (int st = 0; st < Tr::kKSteps; ++st) {
+      IRIS_MMA_UNROLL
+      for (int n2 = 0; n2 < Tr::kKeyOctets / 2; ++n2) {
+        uint32_t kb[4];
+        mma::load_b_fragments(kb, ks, rows_by_dim, 16 * n2, 16 * st, lane);
+        const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+        mma::mma_16816<H>(s[2 * n2], qf[st], b0);
+        mma::mma_16816<H>(s[2 * n2 + 1], qf[st], b1);
+      }
+    }
+
+    // Masks and the online softmax, per row half r.
+    float tile_max[2] = {-INFINITY, -INFINITY};
+    IRIS_MMA_UNROLL
+    for (int n = 0; n < Tr::kKeyOctets; ++n) {
+      IRIS_MMA_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int r = e >> 1;
+        const int64_t i = row[r], j = j0 + 8 * n + 2 * t + (e & 1);
+        bool vis = i < lq && j < lk && (!a.causal || j <= i + (lk - lq));
+        if (vis && a.key_mask) vis = !a.key_mask[b * a.Lk + j];
+        s[n][e] = vis ? s[n][e] * a.scale_log2 : -INFINITY;
+        tile_max[r] = fmaxf(tile_max[r], s[n][e]);
+      }
+    }
+    float alpha[2];
+    IRIS_MMA_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      const float m_new = fmaxf(m_run[r], quad_max(tile_max[r]));
+      alpha[r] = m_run[r] == -INFINITY ? 0.f : exp2f(m_run[r] - m_new);
+      m_run[r] = m_new;
+      l_run[r] *= alpha[r];
+    }
+    IRIS_MMA_UNROLL
+    for (int n = 0; n < Tr::kKeyOctets; ++n) {
+      IRIS_MMA_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int r = e >> 1;
+        const float p = s[n][e] == -INFINITY ? 0.f : exp2f(s[n][e] - m_run[r]);
+        s[n][e] = p;
+        l_run[r] += p;  // this lane's share; the quad's shares are summed at the end
+      }
+    }
+    IRIS_MMA_UNROLL
+    for (int d = 0; d < Tr::kDimOctets; ++d) {
+      acc[d][0] *= alpha[0], acc[d][1] *= alpha[0];
+      acc[d][2] *= alpha[1], acc[d][3] *= alpha[1];
+    }
+    // O += P V, 16 keys at a time.
+    IRIS_MMA_UNROLL
+    for (int kc = 0; kc < Tr::kKeyOctets / 2; ++kc) {
+      const uint32_t pa[4] = {pack2<H>(s[2 * kc][0], s[2 * kc][1]),
+                              pack2<H>(s[2 * kc][2], s[2 * kc][3]),
+                              pack2<H>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                              pack2<H>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+      IRIS_MMA_UNROLL
+      for (int d2 = 0; d2 < Tr::kDimOctets / 2; ++d2) {
+        uint32_t vb[4];
+        mma::load_b_fragments(vb, vs, keys_by_dim, 16 * d2, 16 * kc, lane);
+        const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+        mma::mma_16816<H>(acc[2 * d2], pa, b0);
+        mma::mma_16816<H>(acc[2 * d2 + 1], pa, b1);
+      }
+    }
+  }
+
+  constexpr float kLn2 = 0.693147180559945309f;
+  IRIS_MMA_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const float l = quad_sum(l_run[r]);
+    const int64_t i = row[r];
+    if (i >= a.Lq) continue;
+    const bool any = l > 0.f;
+    const float inv = any ? 1.f / l : 0.f;
+    IRIS_MMA_UNROLL
+    for (int d = 0; d < Tr::kDimOctets; ++d) {
+      const int c = 8 * d + 2 * t;
+      o[i * a.o_sl + c] = mma::float_to_half<H>(acc[d][2 * r] * inv);
+      o[i * a.o_sl + c + 1] = mma::float_to_half<H>(acc[d][2 * r + 1] * inv);
+    }
+    if (t == 0) lse[bh * a.Lq + i] = any ? (m_run[r] + log2f(l)) * kLn2 : -INFINITY;
+  }
+}
+
+bool aligned16(const Tensor& x) {
+  if (reinterpret_cast<uintptr_t>(x.raw_data()) % 16 != 0) return false;
+  for (int d = 0; d < 3; ++d)
+    if (x.stride(d) % 8 != 0 && x.size(d) > 1) return false;
+  return true;
+}
+
+template <mma::Half H, int kHeadDim>
+void launch(const MmaAttnArgs& a, int64_t BH, const Tensor& q, const Tensor& k, const Tensor& v,
+            const Tensor& out, const Tensor& lse) {
+  using Tr = MmaAttnTraits<kHeadDim>;
+  const dim3 grid(static_cast<unsigned>((a.Lq + Tr::kBlockM - 1) / Tr::kBlockM),
+                  static_cast<unsigned>(BH));
+  IRIS_LAUNCH((attn_forward_mma_kernel<H, kHeadDim>), grid, dim3(Tr::kThreads), Tr::kSmemBytes,
+              nullptr, a, static_cast<const uint16_t*>(q.raw_data()),
+              static_cast<const uint16_t*>(k.raw_data()),
+              static_cast<const uint16_t*>(v.raw_data()), static_cast<uint16_t*>(out.raw_data()),
+              lse.data<float>());
+}
+
+}  // namespace
+
+bool attention_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v,
+                           const kernels::AttentionMasks& m, const Tensor& out, const Tensor& lse) {
+  const int64_t B = q.size(0), H = q.size(1), D = q.size(3);
+  if (v.size(3) != D || (D != 32 && D != 64 && D != 128) || B * H > 65535) return false;
+  IRIS_CHECK(lse.dtype() == DType::f32 && lse.is_contiguous(),
+             "attention_forward: 16-bit inputs need a float32 lse, got ", lse.desc());
+  for (const Tensor* x : {&q, &k, &v, &out})
+    if (x->stride(3) != 1) return false;
+  MmaAttnArgs a{};
+  a.H = H, a.Lq = q.size(2), a.Lk = k.size(2);
+  a.scale_log2 = static_cast<float>(m.scale * 1.4426950408889634);
+  a.causal = m.causal;
+  a.async = aligned16(q) && aligned16(k) && aligned16(v);
+  // Masks on the compute device, alive until the (stream-ordered) launch has run.
+  auto on_device = [&](const Tensor& x) {
+    if (!x.defined()) return x;
+    return x.device() == q.device() ? x.contiguous() : x.to(q.device()).contiguous();
+  };
+  const Tensor q_lens = on_device(m.q_lens), k_lens = on_device(m.k_lens),
+               key_mask = on_device(m.key_mask);
+  a.q_lens = q_lens.defined() ? q_lens.data<int32_t>() : nullptr;
+  a.k_lens = k_lens.defined() ? k_lens.data<int32_t>() : nullptr;
+  a.key_mask = key_mask.defined() ? static_cast<const uint8_t*>(key_mask.raw_data()) : nullptr;
+  a.q_sb = q.stride(0), a.q_sh = q.stride(1), a.q_sl = q.stride(2);
+  a.k_sb = k.stride(0), a.k_sh = k.stride(1), a.k_sl = k.stride(2);
+  a.v_sb = v.stride(0), a.v_sh = v.stride(1), a.v_sl = v.stride(2);
+  a.o_sb = out.stride(0), a.o_sh = out.stride(1), a.o_sl = out.stride(2);
+  if (a.Lq == 0) return true;
+  const bool bf = q.dtype() == DType::bf16;
+  auto go = [&]<int kD>() {
+    if (bf)
+      launch<mma::Half::kBf16, kD>(a, B * H, q, k, v, out, lse);
+    else
+      launch<mma::Half::kF16, kD>(a, B * H, q, k, v, out, lse);
+  };
+  if (D == 32)
+    go.template operator()<32>();
+  else if (D == 64)
+    go.template operator()<64>();
+  else
+    go.template operator()<128>();
+  return true;
+}
+
+}  // namespace iris::IRIS_KERNEL_NS

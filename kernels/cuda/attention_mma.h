@@ -1,0 +1,15 @@
+#pragma once
+// The tensor-core attention forward (attention_mma.cu), called by attention.cu's
+// attention_forward for bf16 / fp16 inputs.
+#include "core/tensor.h"
+#include "kernels/attention.h"
+#include "kernels/emu/cuda_compat.h"  // IRIS_KERNEL_NS
+
+namespace iris::IRIS_KERNEL_NS {
+
+// Runs the forward on tensor cores and returns true when the shapes allow it (head dims 32,
+// 64 or 128 with Dv == D); returns false, touching nothing, otherwise. lse is float32.
+bool attention_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v,
+                           const kernels::AttentionMasks& m, const Tensor& out, const Tensor& lse);
+
+}  // namespace iris::IRIS_KERNEL_NS
