@@ -2,7 +2,8 @@
 // same 16-bit inputs, its error must be at most twice that of the naive computation in the
 // same precision (scores, probabilities and output each rounded to 16 bits), for head dims
 // 32/64/128, causal, per-sample lengths, key padding and Lq != Lk, on shapes that are not
-// multiples of the tiles. Backward (fp32 kernels on the 16-bit values) and autocast too.
+// multiples of the tiles; short query sets (the packed kernel: several (batch, head) pairs per
+// block) and long ones. Backward (fp32 kernels on the 16-bit values) and autocast too.
 #include <cmath>
 #include <limits>
 
@@ -51,10 +52,11 @@ double max_abs_diff_valid_rows(const Tensor& a, const Tensor& b, const Case& c,
 TEST(BackendAttentionMma, ForwardWithinTwiceTheNaive16BitError) {
   IRIS_REQUIRE_CUDA();
   const Case cases[] = {
-      {2, 2, 19, 37, 32, false, false, false},    {1, 3, 70, 70, 64, true, false, false},
-      {2, 1, 23, 81, 128, false, true, true},     {2, 2, 33, 21, 64, true, true, false},
-      {1, 2, 16, 77, 64, false, false, true},     {2, 1, 65, 40, 32, true, false, true},
-      {2, 2, 17, 29, 32, true, true, false, true}};
+      {2, 2, 19, 37, 32, false, false, false},     {1, 3, 70, 70, 64, true, false, false},
+      {2, 1, 23, 81, 128, false, true, true},      {2, 2, 33, 21, 64, true, true, false},
+      {1, 2, 16, 77, 64, false, false, true},      {2, 1, 65, 40, 32, true, false, true},
+      {2, 2, 17, 29, 32, true, true, false, true}, {3, 1, 5, 64, 64, false, true, true},
+      {2, 3, 77, 197, 64, false, true, false}};
   uint64_t seed = 10;
   for (const Case& c : cases) {
     for (DType dt : {DType::bf16, DType::f16}) {
