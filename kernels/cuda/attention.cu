@@ -18,9 +18,9 @@
 #include "core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/cuda/attention_mma.h"
+#include "kernels/cuda/online_softmax.cuh"
 #include "kernels/elementwise.h"
 #include "kernels/emu/cuda_compat.h"
-#include "kernels/cuda/online_softmax.cuh"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -39,7 +39,6 @@ struct AttnTraits {
   static_assert(kKeyTile == 32 && kQueryTile == 32, "one key / query per lane");
   static_assert(kMaxHeadDim % 32 == 0, "head dim split over the lanes");
 };
-
 
 struct AttnArgs {
   int64_t B, H, Lq, Lk, D, Dv;
@@ -484,7 +483,8 @@ void backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
                    const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   const char* op = "attention_backward";
   if (is_16bit(q.dtype())) {
-    // The fp32 kernels on upcast copies (from the same 16-bit values and the fp32 lse the
+    if (attention_backward_mma(q, k, v, out, dout, lse, m, dq, dk, dv)) return;
+    // Else the fp32 kernels on upcast copies (from the same 16-bit values and the fp32 lse the
     // forward saved), gradients rounded once to 16 bits.
     const Tensor dq32 = Tensor::empty(q.shape(), DType::f32, q.device()),
                  dk32 = Tensor::empty(k.shape(), DType::f32, k.device()),
