@@ -18,7 +18,8 @@ class StateSession : public DecodeSession {
   StateSession(CnnRnnCaptioner& m, const Tensor& images, int64_t copies)
       : m_(m), copies_(copies), N_(images.size(0) * copies) {
     regions_ = m.features(images);
-    if (copies > 1) regions_ = index_select(regions_, 0, repeat_rows(images.size(0), copies));
+    if (copies > 1)
+      regions_ = index_select(regions_, 0, repeat_rows(images.size(0), copies, images.device()));
     projected_ = m.att_f->forward(regions_);
     state_ = m.initial_state(regions_);
   }
@@ -53,7 +54,9 @@ class FullPrefixSession : public DecodeSession {
  public:
   FullPrefixSession(CnnRnnCaptioner& m, const Tensor& images, int64_t copies)
       : m_(m), copies_(copies), N_(images.size(0) * copies) {
-    images_ = copies > 1 ? index_select(images, 0, repeat_rows(images.size(0), copies)) : images;
+    images_ = copies > 1
+                  ? index_select(images, 0, repeat_rows(images.size(0), copies, images.device()))
+                  : images;
   }
 
   Tensor step(const Tensor& tokens) override {

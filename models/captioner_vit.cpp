@@ -27,14 +27,14 @@ class CachedSession : public DecodeSession {
   CachedSession(ViTCaptioner& m, const Tensor& images, int64_t copies)
       : m_(m), copies_(copies), N_(images.size(0) * copies) {
     const Tensor memory = m.encode(images);
-    const Tensor rows = repeat_rows(images.size(0), copies);
+    const Tensor rows = repeat_rows(images.size(0), copies, images.device());
     const auto& c = m.config;
     const int64_t H = c.heads, D = c.dim / c.heads;
     for (size_t l = 0; l < m.dec->size(); ++l) {
       const nn::MultiheadAttention& xattn = *m.block(l).xattn;
       Layer layer;
-      layer.k = zeros({N_, H, c.max_len, D});
-      layer.v = zeros({N_, H, c.max_len, D});
+      layer.k = zeros({N_, H, c.max_len, D}, DType::f32, images.device());
+      layer.v = zeros({N_, H, c.max_len, D}, DType::f32, images.device());
       layer.xk = project(xattn, memory, 1);
       layer.xv = project(xattn, memory, 2);
       if (copies > 1) {
@@ -99,7 +99,8 @@ class FullPrefixSession : public DecodeSession {
   FullPrefixSession(ViTCaptioner& m, const Tensor& images, int64_t copies)
       : m_(m), copies_(copies), N_(images.size(0) * copies) {
     memory_ = m.encode(images);
-    if (copies > 1) memory_ = index_select(memory_, 0, repeat_rows(images.size(0), copies));
+    if (copies > 1)
+      memory_ = index_select(memory_, 0, repeat_rows(images.size(0), copies, images.device()));
   }
 
   Tensor step(const Tensor& tokens) override {

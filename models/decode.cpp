@@ -45,10 +45,10 @@ DecodeResult finish(const std::vector<std::vector<int64_t>>& generated, std::vec
 
 }  // namespace
 
-Tensor repeat_rows(int64_t B, int64_t copies) {
+Tensor repeat_rows(int64_t B, int64_t copies, Device device) {
   std::vector<int64_t> idx(B * copies);
   for (int64_t i = 0; i < B * copies; ++i) idx[i] = i / copies;
-  return Tensor::from_vector(idx, {B * copies});
+  return Tensor::from_vector(idx, {B * copies}).to(device);
 }
 
 bool check_reorder_rows(const Tensor& rows, int64_t N, int64_t copies, const char* who) {
@@ -120,7 +120,7 @@ DecodeResult greedy_decode(CaptionModel& model, const Tensor& images, const Deco
   std::vector<int64_t> current(B, opt.bos);
   for (int64_t s = 0; s < opt.max_len; ++s) {
     const std::vector<float> logp =
-        host_log_probs(session->step(Tensor::from_vector(current, {B})));
+        host_log_probs(session->step(Tensor::from_vector(current, {B}).to(images.device())));
     const int64_t V = static_cast<int64_t>(logp.size()) / B;
     bool all_done = true;
     for (int64_t b = 0; b < B; ++b) {
@@ -167,7 +167,7 @@ DecodeResult beam_search(CaptionModel& model, const Tensor& images, const Decode
   std::vector<int64_t> order;
   for (int64_t s = 0; s < opt.max_len; ++s) {
     const std::vector<float> logp =
-        host_log_probs(session->step(Tensor::from_vector(current, {N})));
+        host_log_probs(session->step(Tensor::from_vector(current, {N}).to(images.device())));
     const int64_t V = static_cast<int64_t>(logp.size()) / N;
     std::vector<double> next_score(N, kNegInf);
     std::vector<std::vector<int64_t>> next_history(N);
@@ -225,7 +225,7 @@ DecodeResult beam_search(CaptionModel& model, const Tensor& images, const Decode
     history = std::move(next_history);
     current = next_token;
     if (all_done) break;
-    session->reorder(Tensor::from_vector(rows, {N}));
+    session->reorder(Tensor::from_vector(rows, {N}).to(images.device()));
   }
   // Images still searching at max_len rank their live beams with the finished ones.
   std::vector<std::vector<int64_t>> generated(B);

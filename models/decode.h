@@ -18,8 +18,8 @@ namespace iris::models {
 class DecodeSession {
  public:
   virtual ~DecodeSession() = default;
-  // tokens int64 [N]: the token at the current position of each row -> logits [N, vocab] for
-  // the next one.
+  // tokens int64 [N] (on the model's device): the token at the current position of each row
+  // -> logits [N, vocab] for the next one.
   virtual Tensor step(const Tensor& tokens) = 0;
   // Row i continues from the state row rows[i] had (int64 [N]; each rows[i] must decode the
   // same image as row i, as beams of one image do).
@@ -28,8 +28,9 @@ class DecodeSession {
   virtual int64_t max_steps() const = 0;
 };
 
-// For sessions: int64 [B * copies] holding b `copies` times (rows of the repeated images).
-Tensor repeat_rows(int64_t B, int64_t copies);
+// For sessions: int64 [B * copies] holding b `copies` times (rows of the repeated images), on
+// `device` (the images' device).
+Tensor repeat_rows(int64_t B, int64_t copies, Device device = Device::cpu());
 // Validates reorder's rows (int64 [N], each within its own image's `copies` rows); returns
 // false when they are the identity (nothing to move).
 bool check_reorder_rows(const Tensor& rows, int64_t N, int64_t copies, const char* who);

@@ -47,7 +47,7 @@ Tensor pool_tokens(const Tensor& x, const Tensor& lengths, const std::string& ho
   if (how == "last") {
     std::vector<int64_t> rows(B);
     for (int64_t b = 0; b < B; ++b) rows[b] = b * T + l[b] - 1;
-    return index_select(x.reshape({B * T, D}), 0, Tensor::from_vector(rows, {B}));
+    return index_select(x.reshape({B * T, D}), 0, Tensor::from_vector(rows, {B}).to(x.device()));
   }
   IRIS_CHECK(how == "mean", "pool_tokens: unknown pooling '", how, "' (mean, first, last)");
   if (!lengths.defined()) return mean(x, {1});

@@ -95,6 +95,33 @@ TEST(BackendModels, CnnRnnCaptionerTrainingStepMatchesCpu) {
       2e-4, 2e-5);
 }
 
+// Greedy and beam decoding with the models on the device give the CPU's captions.
+TEST(BackendModels, CaptionersDecodeOnTheDeviceAsOnTheCpu) {
+  IRIS_REQUIRE_CUDA();
+  ViTCaptionerConfig vc;
+  vc.image_size = 16, vc.patch = 4, vc.dim = 16, vc.encoder_depth = 1, vc.decoder_depth = 1;
+  vc.heads = 2, vc.mlp_dim = 24, vc.vocab = 11, vc.max_len = 8;
+  CnnRnnConfig cc;
+  cc.vocab = 11, cc.emb = 8, cc.hidden = 12, cc.channels = {4, 8};
+  auto [vit_cpu, vit_gpu] = twins<ViTCaptioner>(vc);
+  auto [rnn_cpu, rnn_gpu] = twins<CnnRnnCaptioner>(cc);
+  const Tensor img = randn_seeded({3, 3, 16, 16}, 7, DType::f32);
+  const std::pair<CaptionModel*, CaptionModel*> pairs[] = {{vit_cpu.get(), vit_gpu.get()},
+                                                           {rnn_cpu.get(), rnn_gpu.get()}};
+  for (auto [cpu, gpu] : pairs) {
+    cpu->eval(), gpu->eval();
+    for (int64_t beam : {1, 3}) {
+      DecodeOptions opt;
+      opt.max_len = 7;
+      opt.beam_width = beam;
+      const DecodeResult want = decode(*cpu, img, opt), got = decode(*gpu, img.to(kCuda), opt);
+      EXPECT_EQ(got.sequences, want.sequences) << cpu->type_name() << " beam " << beam;
+      for (size_t b = 0; b < want.scores.size(); ++b)
+        EXPECT_NEAR(got.scores[b], want.scores[b], 1e-4);
+    }
+  }
+}
+
 TEST(BackendModels, ClipTrainingStepMatchesCpu) {
   IRIS_REQUIRE_CUDA();
   ClipConfig c;
