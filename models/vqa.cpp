@@ -24,8 +24,10 @@ int64_t FusionConfig::image_tokens() const {
 }
 
 void FusionConfig::validate() const {
-  IRIS_CHECK(fusion == "early" || fusion == "late" || fusion == "xattn",
-             "FusionVqa: fusion must be early, late or xattn, got '", fusion, "'");
+  IRIS_CHECK(fusion == "early" || fusion == "late" || fusion == "xattn" || fusion == "image-only" ||
+                 fusion == "text-only",
+             "FusionVqa: fusion must be early, late, xattn, image-only or text-only, got '", fusion,
+             "'");
   IRIS_CHECK(image_encoder == "cnn" || image_encoder == "vit",
              "FusionVqa: image_encoder must be cnn or vit, got '", image_encoder, "'");
   IRIS_CHECK(text_encoder == "lstm" || text_encoder == "transformer",
@@ -44,13 +46,13 @@ void FusionConfig::validate() const {
 FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVqa"), config(cfg) {
   config.validate();
   const int64_t D = config.dim, M = config.image_tokens();
-  if (config.image_encoder == "cnn") {
+  if (config.uses_image() && config.image_encoder == "cnn") {
     img_pos =
         register_parameter("img_pos", randn({1, M, D}, DType::f32, Device::cpu(), gen) * 0.02);
     cnn = register_module("cnn", make_conv_stages(3, config.cnn_channels, gen));
     img_proj = register_module(
         "img_proj", std::make_shared<nn::Linear>(config.cnn_channels.back(), D, true, gen));
-  } else {
+  } else if (config.uses_image()) {
     VitConfig v;
     v.image_size = config.image_size;
     v.patch = config.patch;
@@ -60,14 +62,14 @@ FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVq
     v.mlp_dim = config.mlp_dim;
     vit = register_module("vit", std::make_shared<ViT>(v, gen));
   }
-  if (config.text_encoder == "lstm") {
+  if (config.uses_text() && config.text_encoder == "lstm") {
     emb =
         register_module("emb", std::make_shared<nn::Embedding>(config.vocab, D, std::nullopt, gen));
     nn::RnnOptions ro;
     ro.num_layers = config.text_depth;
     ro.batch_first = true;
     lstm = register_module("lstm", std::make_shared<nn::LSTM>(D, D, ro, gen));
-  } else {
+  } else if (config.uses_text()) {
     TextEncoderConfig t;
     t.vocab = config.vocab;
     t.max_len = config.max_question_len;
@@ -96,6 +98,7 @@ FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVq
 }
 
 Tensor FusionVqa::image_tokens(const Tensor& images) {
+  IRIS_CHECK(config.uses_image(), "FusionVqa: the ", config.fusion, " model has no image encoder");
   if (vit) return vit->forward(images);
   IRIS_CHECK(images.defined() && images.dim() == 4 && images.size(1) == 3 &&
                  images.size(2) == config.image_size && images.size(3) == config.image_size,
@@ -105,6 +108,7 @@ Tensor FusionVqa::image_tokens(const Tensor& images) {
 }
 
 std::pair<Tensor, Tensor> FusionVqa::question(const Tensor& questions, const Tensor& lengths) {
+  IRIS_CHECK(config.uses_text(), "FusionVqa: the ", config.fusion, " model has no text encoder");
   IRIS_CHECK(
       questions.defined() && questions.dim() == 2 && questions.size(1) >= 1 &&
           questions.size(1) <= config.max_question_len &&
@@ -122,6 +126,8 @@ std::pair<Tensor, Tensor> FusionVqa::question(const Tensor& questions, const Ten
 }
 
 Tensor FusionVqa::forward(const Tensor& images, const Tensor& questions, const Tensor& lengths) {
+  if (!config.uses_image() || !config.uses_text())
+    return unimodal_forward(images, questions, lengths);
   const Tensor img = image_tokens(images);
   IRIS_CHECK(questions.defined() && questions.dim() == 2 && questions.size(0) == img.size(0),
              "FusionVqa: ", img.size(0), " images but questions ",
@@ -148,6 +154,25 @@ Tensor FusionVqa::forward(const Tensor& images, const Tensor& questions, const T
     fused = pool_tokens(ln->forward(x), lengths, "mean");
   }
   return classifier->forward(fused);
+}
+
+Tensor FusionVqa::unimodal_forward(const Tensor& images, const Tensor& questions,
+                                   const Tensor& lengths) {
+  // The ignored modality, when given, must still describe the same batch.
+  if (images.defined() && questions.defined() && images.dim() >= 1 && questions.dim() >= 1)
+    IRIS_CHECK(images.size(0) == questions.size(0), "FusionVqa(", config.fusion,
+               "): ", images.size(0), " images but questions ", questions.desc());
+  Tensor x;
+  nn::BlockOptions opt;
+  if (config.uses_image()) {
+    x = image_tokens(images);
+  } else {
+    x = question(questions, lengths).first;
+    opt.lengths = lengths;
+  }
+  for (size_t i = 0; i < blocks->size(); ++i)
+    x = blocks->at<nn::TransformerBlock>(i).forward(x, Tensor(), opt);
+  return classifier->forward(pool_tokens(ln->forward(x), opt.lengths, "mean"));
 }
 
 std::string FusionVqa::extra_repr() const {

@@ -8,6 +8,10 @@
 //   late   pooled image features and the pooled question combined as [i, q, i * q];
 //   xattn  question tokens (few queries) attending over the image tokens (many keys) in
 //          cross-attention blocks, mean-pooled over the valid question tokens.
+// And the unimodal baselines that multimodal models are measured against, built the same
+// way from one modality only (its encoder, then fusion_depth self-attention blocks):
+//   image-only  the image tokens, mean-pooled; the question is not read;
+//   text-only   the question tokens, mean-pooled over the valid ones; the image is not read.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,7 +25,7 @@
 namespace iris::models {
 
 struct FusionConfig {
-  std::string fusion = "xattn";       // early | late | xattn
+  std::string fusion = "xattn";       // early | late | xattn | image-only | text-only
   std::string image_encoder = "cnn";  // cnn | vit
   std::string text_encoder = "lstm";  // lstm | transformer
   int64_t image_size = 64;
@@ -38,6 +42,8 @@ struct FusionConfig {
   int64_t num_answers = 100;
 
   int64_t image_tokens() const;
+  bool uses_image() const { return fusion != "text-only"; }
+  bool uses_text() const { return fusion != "image-only"; }
   void validate() const;
   template <class V>
   void visit(V&& v) {
@@ -59,13 +65,15 @@ struct FusionConfig {
   }
 };
 
-// Children by configuration: image: cnn + img_proj + img_pos | vit; text: emb + lstm | text;
-// fusion: type_emb + blocks + ln (early) | blocks + ln (xattn) | none (late); classifier.
+// Children by configuration: image: cnn + img_proj + img_pos | vit (none for text-only);
+// text: emb + lstm | text (none for image-only); fusion: type_emb + blocks + ln (early) |
+// blocks + ln (xattn, image-only, text-only) | none (late); classifier.
 class FusionVqa : public nn::Module {
  public:
   explicit FusionVqa(const FusionConfig& config = {}, Generator* gen = nullptr);
   // images [B, 3, S, S], questions int [B, T] (T <= max_question_len), lengths int [B] or
-  // undefined (all valid) -> answer logits [B, num_answers].
+  // undefined (all valid) -> answer logits [B, num_answers]. The unimodal baselines accept
+  // (and ignore) the modality they do not read; it may then be undefined.
   Tensor forward(const Tensor& images, const Tensor& questions, const Tensor& lengths = Tensor());
   Tensor forward(const Tensor& x) override { return nn::Module::forward(x); }
   Tensor image_tokens(const Tensor& images);  // [B, M, dim]
@@ -84,6 +92,9 @@ class FusionVqa : public nn::Module {
   std::shared_ptr<nn::ModuleList> blocks;
   std::shared_ptr<nn::LayerNorm> ln;
   std::shared_ptr<nn::Sequential> classifier;
+
+ private:
+  Tensor unimodal_forward(const Tensor& images, const Tensor& questions, const Tensor& lengths);
 };
 
 }  // namespace iris::models

@@ -31,8 +31,9 @@ int64_t json_int(const Value& v, const std::string& who, const std::string& fiel
 }
 
 const std::vector<std::string>& names() {
-  static const std::vector<std::string> n = {"vit-cap",      "cnn-rnn",     "vit-b16",     "clip",
-                                             "fusion-early", "fusion-late", "fusion-xattn"};
+  static const std::vector<std::string> n = {"vit-cap",      "cnn-rnn",      "vit-b16",
+                                             "clip",         "fusion-early", "fusion-late",
+                                             "fusion-xattn", "image-only",   "text-only"};
   return n;
 }
 
@@ -59,10 +60,12 @@ const Tensor& need(const std::map<std::string, Tensor>& t, const std::string& na
   return it->second;
 }
 
-// fusion-early -> "early", ...; the configuration may not ask for another fusion.
+// fusion-early -> "early", ..., image-only and text-only as named; the configuration may
+// not ask for another fusion.
 FusionConfig fusion_config(const std::string& name, const std::string& json) {
   FusionConfig base;
-  base.fusion = name.substr(std::string("fusion-").size());
+  const std::string prefix = "fusion-";
+  base.fusion = name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
   FusionConfig c = config_from_json<FusionConfig>(json, "config of " + name, base);
   IRIS_CHECK(c.fusion == base.fusion, "config of ", name, ": fusion '", c.fusion,
              "' contradicts the model name");

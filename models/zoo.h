@@ -10,6 +10,8 @@
 //   fusion-early   FusionVqa           FusionConfig with fusion = "early"
 //   fusion-late    FusionVqa           FusionConfig with fusion = "late"
 //   fusion-xattn   FusionVqa           FusionConfig with fusion = "xattn"
+//   image-only     FusionVqa           FusionConfig with fusion = "image-only" (baseline)
+//   text-only      FusionVqa           FusionConfig with fusion = "text-only" (baseline)
 //
 // A configuration's JSON is an object of its fields ({"dim": 192, "channels": [32, 64]});
 // fields left out keep their defaults, unknown fields are errors.

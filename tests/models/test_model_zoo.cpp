@@ -25,8 +25,9 @@ std::string temp_path(const std::string& name) {
 }
 
 TEST(Zoo, EveryNameBuildsItsModel) {
-  const std::vector<std::string> want = {"vit-cap",      "cnn-rnn",     "vit-b16",     "clip",
-                                         "fusion-early", "fusion-late", "fusion-xattn"};
+  const std::vector<std::string> want = {"vit-cap",      "cnn-rnn",      "vit-b16",
+                                         "clip",         "fusion-early", "fusion-late",
+                                         "fusion-xattn", "image-only",   "text-only"};
   EXPECT_EQ(zoo_names(), want);
   const std::map<std::string, std::string> type = {{"vit-cap", "ViTCaptioner"},
                                                    {"cnn-rnn", "CnnRnnCaptioner"},
@@ -34,7 +35,9 @@ TEST(Zoo, EveryNameBuildsItsModel) {
                                                    {"clip", "Clip"},
                                                    {"fusion-early", "FusionVqa"},
                                                    {"fusion-late", "FusionVqa"},
-                                                   {"fusion-xattn", "FusionVqa"}};
+                                                   {"fusion-xattn", "FusionVqa"},
+                                                   {"image-only", "FusionVqa"},
+                                                   {"text-only", "FusionVqa"}};
   for (const auto& name : want) {
     // vit-b16 at a small depth: the defaults are tested in test_model_captioners.
     const std::string cfg = name == "vit-b16" ? R"({"depth": 1})" : "{}";

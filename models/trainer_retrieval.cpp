@@ -1,0 +1,84 @@
+// Retrieval (clip): the symmetric InfoNCE of image-caption pairs, one of an image's captions
+// per visit (drawn by the sample's seed); validated by text->image recall@1.
+#include <algorithm>
+
+#include "autograd/ops.h"
+#include "core/error.h"
+#include "models/clip.h"
+#include "models/dataset.h"
+#include "models/trainer.h"
+
+namespace iris::models::train_detail {
+namespace {
+
+class RetrievalTask : public TrainTask {
+ public:
+  RetrievalTask(const TrainOptions& o, Run* run) : options_(o), run_(run) {
+    ReadReport report;
+    records_ = read_captions(o.data, {o.skip_bad}, &report);
+    read_skipped = report.skipped;
+    read_messages = report.messages;
+    std::vector<std::string> texts;
+    for (const auto& r : records_)
+      for (const auto& c : r.captions) texts.push_back(c);
+    IRIS_CHECK(!texts.empty(), "train: ", o.data, ": no captions");
+    run->vocab = Vocabulary::build(texts);
+    int64_t longest = 2;
+    for (const auto& t : texts)
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(run->vocab.encode(t).size()));
+    run->max_len = std::min<int64_t>(longest, 64);
+  }
+
+  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
+
+  TaskBatch load(int64_t index, const nn::BatchRequest& request) const override {
+    const CaptionRecord& r = records_[index];
+    TaskBatch s;
+    s.images = training_image(r.image, run_->image, options_.hflip, request, index);
+    const uint64_t pick = request.sample_seed(index) % r.captions.size();
+    s.tokens = encode_texts(run_->vocab, {r.captions[pick]}, true, run_->max_len).ids;
+    s.samples = 1;
+    return s;
+  }
+
+  TaskBatch collate(std::vector<TaskBatch>&& samples) const override {
+    std::vector<Tensor> images;
+    std::vector<std::vector<int64_t>> texts;
+    for (const auto& s : samples) {
+      images.push_back(s.images);
+      texts.push_back(s.tokens.to_vector<int64_t>());
+    }
+    const nn::PaddedTokens padded = nn::pad_sequences(texts, Vocabulary::kPad);
+    TaskBatch out;
+    out.images = stack(images, 0);
+    out.tokens = padded.ids;
+    out.lengths = padded.lengths.to(DType::i64);
+    out.samples = static_cast<int64_t>(samples.size());
+    return out;
+  }
+
+  Tensor loss(nn::Module& model, const TaskBatch& batch) const override {
+    return dynamic_cast<Clip&>(model).loss(batch.images, batch.tokens, batch.lengths);
+  }
+
+  std::string metric_name() const override { return "recall@1"; }
+
+  std::string config_fields() const override {
+    return "\"vocab\": " + std::to_string(run_->vocab.size()) +
+           ", \"text_len\": " + std::to_string(run_->max_len) +
+           ", \"image_size\": " + std::to_string(run_->image.size);
+  }
+
+ private:
+  TrainOptions options_;
+  Run* run_;
+  std::vector<CaptionRecord> records_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainTask> make_retrieval_task(const TrainOptions& options, Run* run) {
+  return std::make_unique<RetrievalTask>(options, run);
+}
+
+}  // namespace iris::models::train_detail
