@@ -1,151 +1,247 @@
-// A tiny VQA task on generated scenes: one shape (circle, square, triangle) in one
-// colour (red, green, blue) on a noisy background; the question asks for the colour or
-// the shape. A small CNN encodes the image, an embedding the question, and the two are
-// fused by an elementwise product before the answer classifier.
 #include "tools/demo.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
+#include <filesystem>
 #include <memory>
-#include <vector>
 
 #include "autograd/ops.h"
 #include "core/parallel.h"
-#include "core/philox.h"
+#include "models/dataset.h"
+#include "models/synth.h"
 #include "tools/command.h"
+#include "tools/report.h"
 
 namespace iris::tools {
 namespace {
 
-constexpr int64_t kSize = 16, kAnswers = 6;
-const char* kAnswerNames[kAnswers] = {"red", "green", "blue", "circle", "square", "triangle"};
+namespace fs = std::filesystem;
 
-struct Batch {
-  Tensor images;     // [B, 3, 16, 16]
-  Tensor questions;  // [B] int64: 0 = colour?, 1 = shape?
-  Tensor answers;    // [B] int64 in [0, 6)
-};
-
-// Deterministic scenes: sample i of a split draws its numbers from Philox (seed, i).
-Batch make_batch(uint64_t seed, int64_t first, int64_t B) {
-  std::vector<float> img(B * 3 * kSize * kSize);
-  std::vector<int64_t> q(B), a(B);
-  for (int64_t b = 0; b < B; ++b) {
-    uint64_t ctr = static_cast<uint64_t>(first + b) << 12;
-    auto u = [&] { return philox::uniform(seed, ctr++); };
-    const int colour = static_cast<int>(u() * 3), shape = static_cast<int>(u() * 3);
-    const double r = 4.5 + u() * 2.5, cx = r + u() * (kSize - 2 * r), cy = r + u() * (kSize - 2 * r);
-    for (int64_t y = 0; y < kSize; ++y)
-      for (int64_t x = 0; x < kSize; ++x) {
-        const double dx = x + 0.5 - cx, dy = y + 0.5 - cy;
-        bool in = false;
-        if (shape == 0) in = dx * dx + dy * dy <= r * r;
-        if (shape == 1) in = std::abs(dx) <= r * 0.8 && std::abs(dy) <= r * 0.8;
-        if (shape == 2) in = dy <= r * 0.8 && dy >= -r && std::abs(dx) <= (dy + r) * 0.55;
-        for (int c = 0; c < 3; ++c) {
-          const double noise = 0.15 * (u() - 0.5);
-          img[((b * 3 + c) * kSize + y) * kSize + x] =
-              static_cast<float>((in ? (c == colour ? 0.9 : 0.1) : 0.3) + noise);
-        }
-      }
-    q[b] = static_cast<int64_t>(u() * 2);
-    a[b] = q[b] == 0 ? colour : 3 + shape;
-  }
-  return {Tensor::from_vector(img, {B, 3, kSize, kSize}), Tensor::from_vector(q, {B}),
-          Tensor::from_vector(a, {B})};
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-Tensor init_param(const Shape& shape, int64_t fan_in, Generator& gen) {
-  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  Tensor t = uniform(shape, -bound, bound, DType::f32, Device::cpu(), &gen);
-  t.set_requires_grad(true);
-  return t;
-}
+// The demo's model: narrower and shallower than iris train's vit-cap default, with a higher
+// learning rate; for the same CPU time it reached a higher test BLEU-4 (0.40 with 263 CPU-s
+// against 0.375 with 336 CPU-s on the default 6000 scenes).
+constexpr const char* kDemoConfig =
+    R"({"dim": 96, "encoder_depth": 2, "decoder_depth": 2, "heads": 4, "mlp_dim": 192})";
+constexpr double kDemoLr = 2e-3;
+// The quick path's model: small enough that a few steps take well under a second.
+constexpr const char* kQuickConfig =
+    R"({"dim": 32, "encoder_depth": 1, "decoder_depth": 1, "heads": 2, "mlp_dim": 64})";
 
-struct Model {
-  Tensor conv1_w, conv1_b, conv2_w, conv2_b, img_w, img_b, q_emb, fc1_w, fc1_b, fc2_w, fc2_b;
-  explicit Model(Generator& g)
-      : conv1_w(init_param({16, 3, 3, 3}, 27, g)), conv1_b(init_param({16}, 27, g)),
-        conv2_w(init_param({32, 16, 3, 3}, 144, g)), conv2_b(init_param({32}, 144, g)),
-        img_w(init_param({64, 512}, 512, g)), img_b(init_param({64}, 512, g)),
-        q_emb(init_param({2, 64}, 1, g)), fc1_w(init_param({64, 64}, 64, g)),
-        fc1_b(init_param({64}, 64, g)), fc2_w(init_param({kAnswers, 64}, 64, g)),
-        fc2_b(init_param({kAnswers}, 64, g)) {}
-  std::vector<Tensor> params() const {
-    return {conv1_w, conv1_b, conv2_w, conv2_b, img_w, img_b, q_emb, fc1_w, fc1_b, fc2_w, fc2_b};
+// Training events as progress lines; on a terminal the line rewrites itself.
+class DemoProgress {
+ public:
+  explicit DemoProgress(std::FILE* log) : log_(log), tty_(::isatty(::fileno(log)) != 0) {}
+  void operator()(const models::TrainEvent& e) {
+    using Kind = models::TrainEvent::Kind;
+    if (e.kind == Kind::progress) {
+      std::fprintf(log_, "%s  step %lld/%lld  loss %.3f  %.0f img/s  ETA %.0f s%s",
+                   tty_ ? "\r\033[K" : "", static_cast<long long>(e.step),
+                   static_cast<long long>(e.total_steps), e.loss, e.images_per_s, e.eta_s,
+                   tty_ ? "" : "\n");
+      open_ = tty_;
+    } else if (e.kind == Kind::validation) {
+      end_line();
+      std::fprintf(log_, "  validation at step %lld: BLEU-4 %.3f%s\n",
+                   static_cast<long long>(e.step), e.metric, e.best ? " (best so far)" : "");
+    }
+    std::fflush(log_);
   }
-  Tensor forward(const Batch& b) const {
-    Tensor h = relu(conv2d(b.images, conv1_w, conv1_b, {1, 1}, {1, 1}));
-    h = max_pool2d(h, {2, 2});                                  // [B, 16, 8, 8]
-    h = relu(conv2d(h, conv2_w, conv2_b, {1, 1}, {1, 1}));
-    h = max_pool2d(h, {2, 2}).flatten(1);                       // [B, 512]: keeps the layout
-    Tensor img = relu(linear(h, img_w, img_b));                 // [B, 64]
-    Tensor fused = mul(img, embedding(q_emb, b.questions));  // multiplicative fusion
-    return linear(relu(linear(fused, fc1_w, fc1_b)), fc2_w, fc2_b);
+  void end_line() {
+    if (open_) std::fprintf(log_, "\n");
+    open_ = false;
   }
+
+ private:
+  std::FILE* log_;
+  bool tty_;
+  bool open_ = false;
 };
 
-double accuracy(const Model& m, const Batch& b) {
-  NoGradGuard ng;
-  const auto pred = argmax(m.forward(b), 1).to_vector<int64_t>();
-  const auto truth = b.answers.to_vector<int64_t>();
-  int64_t hit = 0;
-  for (size_t i = 0; i < pred.size(); ++i) hit += pred[i] == truth[i];
-  return static_cast<double>(hit) / static_cast<double>(pred.size());
+// Samples per second of the training loop, from a short run without validation.
+double measure_images_per_s(models::TrainOptions o, const std::string& dir) {
+  o.out = dir;
+  o.val.clear();
+  o.steps = 12;
+  o.log_every = 4;
+  double rate = 0;
+  o.sink = [&](const models::TrainEvent& e) {
+    if (e.kind == models::TrainEvent::Kind::progress) rate = e.images_per_s;
+  };
+  models::train(o);
+  fs::remove_all(dir);
+  IRIS_CHECK(rate > 0, "iris demo: could not measure the training speed");
+  return rate;
+}
+
+ReportSample report_sample(const models::Run& run, const models::CaptionRecord& record,
+                           const Tensor& image, const std::vector<int64_t>& sequence) {
+  ReportSample s;
+  s.name = fs::path(record.image).filename().string();
+  s.image = nn::read_image_u8(record.image, 3);
+  for (int64_t id : sequence) s.words.push_back(run.vocab.token(id));
+  s.attention = caption_attention(run.captioner(), image, sequence, models::Vocabulary::kBos);
+  s.references = record.captions;
+  return s;
+}
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
 }
 
 }  // namespace
 
-int run_demo(const DemoOptions& opt) {
-  Generator gen(opt.seed);
-  Model model(gen);
-  std::vector<Tensor> params = model.params(), m1, m2;
-  for (const Tensor& p : params) m1.push_back(zeros_like(p)), m2.push_back(zeros_like(p));
-  const Batch test = make_batch(opt.seed + 1, 0, 512);
-  std::printf("iris demo: tiny VQA (CNN image encoder x question embedding), %lld steps of %lld "
-              "on cpu, %d threads\n",
-              static_cast<long long>(opt.steps), static_cast<long long>(opt.batch),
-              num_threads());
-  std::printf("  before training: test accuracy %.3f (chance %.3f)\n", accuracy(model, test),
-              1.0 / 3.0);
-  const auto t0 = std::chrono::steady_clock::now();
-  double running = 0;
-  for (int64_t step = 1; step <= opt.steps; ++step) {
-    const Batch b = make_batch(opt.seed, step * opt.batch, opt.batch);
-    Tensor loss = cross_entropy(model.forward(b), b.answers);
-    for (const Tensor& p : params) p.set_grad(Tensor());
-    loss.backward();
-    std::vector<Tensor> grads;
-    for (const Tensor& p : params) grads.push_back(p.grad());
-    adamw_step(params, grads, m1, m2, step, opt.lr, 0.9, 0.999, 1e-8, 1e-4);
-    running = step == 1 ? loss.item() : 0.9 * running + 0.1 * loss.item();
-    if (step % opt.log_every == 0 || step == 1)
-      std::printf("  step %4lld  loss %.4f\n", static_cast<long long>(step), running);
+DemoResult run_demo(const DemoOptions& opt, std::FILE* log) {
+  IRIS_CHECK(opt.n >= 0 && opt.steps >= 0 && opt.minutes > 0 && opt.samples >= 0 &&
+                 opt.eval_limit >= 0 && opt.threads >= 0,
+             "iris demo: --n, --steps, --samples, --eval-limit, --threads must be >= 0 and "
+             "--minutes > 0");
+  if (opt.threads > 0) set_num_threads(opt.threads);
+  const auto t_start = std::chrono::steady_clock::now();
+  DemoResult result;
+  const fs::path out = opt.out;
+  result.data_dir = (out / "data").string();
+  result.run_dir = (out / "run").string();
+  result.report = (out / "report.html").string();
+  fs::create_directories(out);
+
+  models::SynthOptions synth;
+  synth.n = opt.n > 0 ? opt.n : (opt.quick ? 96 : 6000);
+  synth.seed = opt.seed;
+  std::fprintf(log,
+               "iris demo: a vit-cap captioner trained on synthetic scenes, on the CPU (%d "
+               "threads)\n[1/4] synthesising %lld scenes into %s\n",
+               num_threads(), static_cast<long long>(synth.n), result.data_dir.c_str());
+  std::fflush(log);
+  auto t0 = std::chrono::steady_clock::now();
+  const models::SynthSummary summary = models::write_synth(result.data_dir, synth);
+  std::fprintf(log, "  %lld train / %lld val / %lld test images, 5 captions each (%.1f s)\n",
+               static_cast<long long>(summary.train), static_cast<long long>(summary.val),
+               static_cast<long long>(summary.test), seconds_since(t0));
+
+  models::TrainOptions train;
+  train.task = "caption";
+  train.model = "vit-cap";
+  train.data = (fs::path(result.data_dir) / "captions_train.jsonl").string();
+  train.val = (fs::path(result.data_dir) / "captions_val.jsonl").string();
+  train.out = result.run_dir;
+  train.seed = opt.seed;
+  train.config = opt.quick ? kQuickConfig : kDemoConfig;
+  train.lr = kDemoLr;
+  if (opt.quick) train.batch = 8;
+  const int64_t batch = train.batch > 0 ? train.batch : models::train_defaults("vit-cap").batch;
+  int64_t steps = opt.steps > 0 ? opt.steps : (opt.quick ? 6 : 0);
+  if (steps == 0) {
+    const double rate = measure_images_per_s(train, (out / "speed-check").string());
+    // Validation passes and checkpoints take about a tenth of the time.
+    steps = std::max<int64_t>(
+        1, static_cast<int64_t>(0.9 * opt.minutes * 60.0 * rate / static_cast<double>(batch)));
+    std::fprintf(log, "  measured %.0f images/s: %lld steps of %lld fit in %.1f minutes\n", rate,
+                 static_cast<long long>(steps), static_cast<long long>(batch), opt.minutes);
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double acc = accuracy(model, test);
-  std::printf("  after training: test accuracy %.3f on 512 held-out questions (%.1f s, %.0f "
-              "images/s)\n",
-              acc, secs, static_cast<double>(opt.steps * opt.batch) / secs);
-  NoGradGuard ng;
-  const Batch show = make_batch(opt.seed + 2, 0, 4);
-  const auto pred = argmax(model.forward(show), 1).to_vector<int64_t>();
-  const auto q = show.questions.to_vector<int64_t>(), a = show.answers.to_vector<int64_t>();
-  for (size_t i = 0; i < pred.size(); ++i)
-    std::printf("  Q: what %s is it?  A: %s  (truth: %s)\n", q[i] == 0 ? "colour" : "shape",
-                kAnswerNames[pred[i]], kAnswerNames[a[i]]);
-  return acc > 0.9 ? 0 : 1;
+  train.steps = steps;
+  train.log_every = std::max<int64_t>(1, steps / 40);
+  train.val_every = (steps + 5) / 6;  // six validations, the last at the final step
+  train.val_limit = opt.quick ? 8 : 200;
+  DemoProgress progress(log);
+  train.sink = [&](const models::TrainEvent& e) { progress(e); };
+  std::fprintf(log, "[2/4] training vit-cap for %lld steps of %lld images into %s\n",
+               static_cast<long long>(steps), static_cast<long long>(batch),
+               result.run_dir.c_str());
+  std::fflush(log);
+  const models::TrainResult trained = models::train(train);
+  progress.end_line();
+  result.steps = trained.steps;
+  result.train_seconds = trained.seconds;
+  std::fprintf(log, "  trained in %.0f s, best validation BLEU-4 %.3f\n", trained.seconds,
+               trained.best_metric);
+
+  const std::string test_file = (fs::path(result.data_dir) / "captions_test.jsonl").string();
+  std::fprintf(log, "[3/4] evaluating on the test split (%s)\n", test_file.c_str());
+  std::fflush(log);
+  const models::Run run = models::load_run(result.run_dir);
+  models::EvalOptions eval;
+  eval.limit = opt.eval_limit;
+  result.test = models::evaluate(run, test_file, eval);
+  const models::CaptionMetrics& m = result.test.caption;
+  std::fprintf(log,
+               "  %lld images: BLEU-1 %.3f  BLEU-2 %.3f  BLEU-3 %.3f  BLEU-4 %.3f  CIDEr-D %.3f  "
+               "ROUGE-L %.3f\n",
+               static_cast<long long>(result.test.samples), m.bleu[0], m.bleu[1], m.bleu[2],
+               m.bleu[3], m.cider_d, m.rouge_l);
+
+  std::fprintf(log, "[4/4] captioning %lld held-out images for the report\n",
+               static_cast<long long>(opt.samples));
+  std::fflush(log);
+  Report report;
+  report.title = "iris demo: vit-cap captioning on synthetic scenes";
+  std::vector<models::CaptionRecord> records = models::read_caption_jsonl(test_file);
+  records.resize(std::min(records.size(), static_cast<size_t>(opt.samples)));
+  if (!records.empty()) {
+    NoGradGuard no_grad;
+    std::vector<std::string> paths;
+    for (const auto& r : records) paths.push_back(r.image);
+    const Tensor images = models::load_image_batch(paths, run.image);
+    const models::DecodeResult decoded =
+        models::decode(run.captioner(), images, models::caption_decode_options(run));
+    for (size_t i = 0; i < records.size(); ++i) {
+      report.samples.push_back(
+          report_sample(run, records[i], images.select(0, int64_t(i)), decoded.sequences[i]));
+      std::fprintf(log, "  %s: %s\n", report.samples.back().name.c_str(),
+                   run.vocab.decode(decoded.sequences[i]).c_str());
+    }
+  }
+  report.summary = {
+      {"model", "vit-cap " + run.config},
+      {"data", std::to_string(synth.n) + " synthetic scenes (iris synth, seed " +
+                   std::to_string(opt.seed) + "): " + std::to_string(summary.train) + " train, " +
+                   std::to_string(summary.val) + " val, " + std::to_string(summary.test) + " test"},
+      {"training", std::to_string(trained.steps) + " steps of " + std::to_string(batch) +
+                       " images in " + fixed(trained.seconds, 0) + " s on " +
+                       std::to_string(num_threads()) + " CPU threads"},
+      {"test images", std::to_string(result.test.samples)},
+      {"BLEU-1 / 2 / 3 / 4", fixed(m.bleu[0], 3) + " / " + fixed(m.bleu[1], 3) + " / " +
+                                 fixed(m.bleu[2], 3) + " / " + fixed(m.bleu[3], 3)},
+      {"CIDEr-D", fixed(m.cider_d, 3)},
+      {"ROUGE-L", fixed(m.rouge_l, 3)}};
+  report.charts = charts_from_metrics_jsonl((fs::path(result.run_dir) / "metrics.jsonl").string());
+  write_report(result.report, report);
+  std::fprintf(log, "done in %.0f s. Open the report: %s\n", seconds_since(t_start),
+               fs::absolute(result.report).string().c_str());
+  std::fflush(log);
+  return result;
 }
 
-IRIS_COMMAND(demo, "train a tiny VQA model on built-in data (CPU)", [](CLI::App& cmd) {
-  auto opt = std::make_shared<DemoOptions>();
-  cmd.add_option("--steps", opt->steps, "training steps")->capture_default_str();
-  cmd.add_option("--batch", opt->batch, "batch size")->capture_default_str();
-  cmd.add_option("--lr", opt->lr, "AdamW learning rate")->capture_default_str();
-  cmd.add_option("--seed", opt->seed, "data and init seed")->capture_default_str();
-  return [opt] { return run_demo(*opt); };
-});
+IRIS_COMMAND(demo,
+             "the main job on built-in data: synthesise, train a vit-cap captioner on CPU, "
+             "evaluate, write report.html",
+             [](CLI::App& cmd) {
+               auto opt = std::make_shared<DemoOptions>();
+               cmd.add_option("--out", opt->out, "output folder")->capture_default_str();
+               cmd.add_option("--n", opt->n, "scenes to synthesise (default 6000)");
+               cmd.add_option("--steps", opt->steps, "training steps (default: --minutes)");
+               cmd.add_option("--minutes", opt->minutes, "training time when --steps is not given")
+                   ->capture_default_str();
+               cmd.add_option("--seed", opt->seed, "data and training seed")->capture_default_str();
+               cmd.add_option("--threads", opt->threads, "CPU threads (default: all cores)");
+               cmd.add_option("--samples", opt->samples, "held-out images in the report")
+                   ->capture_default_str();
+               cmd.add_option("--eval-limit", opt->eval_limit,
+                              "test images scored (default: the whole test split)");
+               cmd.add_flag("--quick", opt->quick,
+                            "a tiny set, model and run: checks the pipeline in seconds");
+               return [opt] {
+                 run_demo(*opt);
+                 return 0;
+               };
+             });
 
 }  // namespace iris::tools
