@@ -1,10 +1,9 @@
-// fp32 GEMM throughput against this machine's own FMA peak. The peak is measured first (a
-// loop of independent FMAs on the widest registers the GEMM path uses, one per thread),
-// then each shape reports GFLOP/s and pct_peak. Threads: IRIS_NUM_THREADS, default 2;
+// fp32 GEMM throughput against this machine's own FMA peak. The peak is measured first
+// (tools/profile_limits.h, shared with `iris profile`), then each shape reports GFLOP/s and
+// pct_peak. Threads: IRIS_NUM_THREADS, default 2;
 // IRIS_GEMM_ISA forces the fp32 path.
 //   bench_gemm [--benchmark_filter=...]         (see bench/README.md, section GEMM)
 #include <benchmark/benchmark.h>
-#include <immintrin.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,83 +16,13 @@
 
 #include "core/parallel.h"
 #include "kernels/cpu/gemm.h"
+#include "tools/profile_limits.h"
 
 namespace {
 
-// Independent accumulators per thread: FMA latency (4 cycles) x 2 FMA ports, with slack.
-constexpr int kPeakChains = 12;
-constexpr int64_t kPeakIterations = int64_t(1) << 24;
-
-__attribute__((target("avx512f,fma"))) float fma_chains_avx512(int64_t iterations) {
-  __m512 acc[kPeakChains];
-  const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-3f);
-  for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm512_set1_ps(float(i));
-  for (int64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 16
-    for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
-  }
-  // A store, not _mm512_reduce_add_ps: g++ 12 warns (-Wuninitialized) inside the latter.
-  alignas(64) float lanes[16];
-  for (int i = 1; i < kPeakChains; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
-  _mm512_store_ps(lanes, acc[0]);
-  return lanes[0] + lanes[15];
-}
-
-__attribute__((target("avx2,fma"))) float fma_chains_avx2(int64_t iterations) {
-  __m256 acc[kPeakChains];
-  const __m256 x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-3f);
-  for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm256_set1_ps(float(i));
-  for (int64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 16
-    for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
-  }
-  alignas(32) float lanes[8];
-  for (int i = 1; i < kPeakChains; ++i) acc[0] = _mm256_add_ps(acc[0], acc[i]);
-  _mm256_store_ps(lanes, acc[0]);
-  return lanes[0] + lanes[7];
-}
-
-// Baseline SSE: 4-wide multiply + add (no FMA), counted as 2 flops per lane.
-float mul_add_chains_sse(int64_t iterations) {
-  __m128 acc[kPeakChains];
-  const __m128 x = _mm_set1_ps(0.999f), y = _mm_set1_ps(1e-3f);
-  for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm_set1_ps(float(i));
-  for (int64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 16
-    for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm_add_ps(_mm_mul_ps(acc[i], x), y);
-  }
-  for (int i = 1; i < kPeakChains; ++i) acc[0] = _mm_add_ps(acc[0], acc[i]);
-  return _mm_cvtss_f32(acc[0]);
-}
-
-// One chain step on every thread; returns flops performed.
-int64_t run_peak_loop(int64_t iterations) {
-  const std::string isa = iris::cpu::gemm_isa();
-  const int threads = iris::num_threads();
-  const int lanes = isa == "avx512" ? 16 : isa == "avx2" ? 8 : 4;
-  std::vector<float> sink(size_t(threads), 0.0f);
-  iris::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      sink[size_t(t)] = isa == "avx512" ? fma_chains_avx512(iterations)
-                        : isa == "avx2" ? fma_chains_avx2(iterations)
-                                        : mul_add_chains_sse(iterations);
-    }
-  });
-  benchmark::DoNotOptimize(sink.data());
-  return int64_t(threads) * iterations * kPeakChains * lanes * 2;
-}
-
-double measure_peak_gflops() {
-  double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const auto start = std::chrono::steady_clock::now();
-    const int64_t flops = run_peak_loop(kPeakIterations);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::max(best, double(flops) / seconds * 1e-9);
-  }
-  return best;
-}
+using iris::tools::limits::kPeakIterations;
+using iris::tools::limits::measure_fma_peak_gflops;
+using iris::tools::limits::run_peak_loop;
 
 double g_peak_gflops = 0;
 
@@ -166,7 +95,7 @@ int main(int argc, char** argv) {
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  g_peak_gflops = measure_peak_gflops();
+  g_peak_gflops = measure_fma_peak_gflops();
   std::printf("gemm isa: %s, threads: %d, peak FMA: %.1f GFLOP/s\n", iris::cpu::gemm_isa(),
               iris::num_threads(), g_peak_gflops);
   std::fflush(stdout);
