@@ -71,8 +71,4 @@ IRIS_COMMAND(caption, "caption images with a trained captioning run", [](CLI::Ap
   return [opt] { return run_caption(*opt); };
 });
 
-// Tests that link iris_tools as a plain static library call this so that the linker keeps
-// this file, and with it the command's registration.
-void link_caption_command() {}
-
 }  // namespace iris::tools

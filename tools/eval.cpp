@@ -49,10 +49,6 @@ int run_eval(const EvalCliOptions& o) {
 
 }  // namespace
 
-// Tests link the static iris_tools archive; calling this pulls in the object file, and with it
-// the command's registration.
-bool eval_command_linked() { return true; }
-
 IRIS_COMMAND(eval, "evaluate a trained run on a test file (last line: JSON figures)",
              [](CLI::App& cmd) {
                auto opt = std::make_shared<EvalCliOptions>();

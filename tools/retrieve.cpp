@@ -172,8 +172,4 @@ IRIS_COMMAND(
       return [opt] { return run_retrieve(*opt); };
     });
 
-// Tests that link iris_tools as a plain static library call this so that the linker keeps
-// this file, and with it the command's registration.
-void link_retrieve_command() {}
-
 }  // namespace iris::tools

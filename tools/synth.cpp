@@ -31,10 +31,6 @@ int run_synth(const SynthCliOptions& o) {
 
 }  // namespace
 
-// Tests link the static iris_tools archive; calling this pulls in the object file, and with it
-// the command's registration.
-bool synth_command_linked() { return true; }
-
 IRIS_COMMAND(synth, "write the synthetic multimodal data set (images, captions, VQA, splits)",
              [](CLI::App& cmd) {
                auto cli = std::make_shared<SynthCliOptions>();

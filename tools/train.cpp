@@ -105,10 +105,6 @@ int run_train(models::TrainOptions opt) {
 
 }  // namespace
 
-// Tests link the static iris_tools archive; calling this pulls in the object file, and with it
-// the command's registration.
-bool train_command_linked() { return true; }
-
 IRIS_COMMAND(
     train, "train a captioning, VQA or retrieval model into a run directory", [](CLI::App& cmd) {
       auto opt = std::make_shared<models::TrainOptions>();

@@ -90,8 +90,4 @@ IRIS_COMMAND(vqa, "answer questions about an image with a trained VQA run", [](C
   return [opt] { return run_vqa(*opt); };
 });
 
-// Tests that link iris_tools as a plain static library call this so that the linker keeps
-// this file, and with it the command's registration.
-void link_vqa_command() {}
-
 }  // namespace iris::tools

@@ -22,11 +22,6 @@
 
 namespace iris::tools {
 
-// Defined by the command files: referencing them links their registrations in.
-void link_caption_command();
-void link_vqa_command();
-void link_retrieve_command();
-
 namespace {
 
 namespace fs = std::filesystem;
@@ -34,9 +29,6 @@ using json::Value;
 
 // Parses `iris ARGS...` as main() does, runs the chosen command, returns its stdout.
 std::string iris_cli(const std::vector<std::string>& args) {
-  link_caption_command();
-  link_vqa_command();
-  link_retrieve_command();
   CLI::App app{"iris"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
