@@ -10,7 +10,7 @@
 #include "core/rng.h"
 #include "kernels/attention.h"
 #include "kernels/conv.h"
-#include "kernels/linalg.h"
+#include "kernels/gemm_epilogue.h"
 #include "kernels/norm.h"
 #include "kernels/softmax.h"
 #include "tools/profile.h"
@@ -23,6 +23,12 @@ constexpr uint64_t kSeed = 20240611;
 Tensor random_input(const Shape& shape, Device device, uint64_t salt) {
   Generator gen(kSeed + salt);
   return randn(shape, DType::f32, Device::cpu(), &gen).to(device);
+}
+
+// The same values rounded to a 16-bit dtype on the host, then copied.
+Tensor random_input_as(const Shape& shape, Device device, uint64_t salt, DType dtype) {
+  Generator gen(kSeed + salt);
+  return randn(shape, DType::f32, Device::cpu(), &gen).to(dtype).to(device);
 }
 
 Tensor empty_on(const Shape& shape, Device device, DType dtype = DType::f32) {
@@ -94,7 +100,8 @@ void add_conv_cases(std::vector<ProfileCase>& out, const ConvShape& s) {
                  }});
 }
 
-// ---- attention: forward and backward ----
+// ---- attention: forward and backward (fp32; bf16 on CUDA, where cuDNN's fused attention is
+// the baseline) ----
 
 struct AttentionShape {
   std::string where;
@@ -113,7 +120,8 @@ std::vector<int32_t> ragged_lengths(int64_t B, int64_t L, int64_t salt) {
   return lens;
 }
 
-void add_attention_cases(std::vector<ProfileCase>& out, const AttentionShape& s) {
+void add_attention_cases(std::vector<ProfileCase>& out, const AttentionShape& s,
+                         DType dtype = DType::f32) {
   std::vector<int32_t> qlens(size_t(s.B), int32_t(s.Lq)), klens(size_t(s.B), int32_t(s.Lk));
   if (s.ragged) qlens = ragged_lengths(s.B, s.Lq, 1), klens = ragged_lengths(s.B, s.Lk, 2);
   // Score pairs actually computed: per sample, causal rows see a bottom-right aligned prefix.
@@ -136,10 +144,18 @@ void add_attention_cases(std::vector<ProfileCase>& out, const AttentionShape& s)
   spec_tail << ", \"causal\": " << (s.causal ? "true" : "false") << ", \"scale\": " << scale << "}";
   const Shape qs{s.B, s.H, s.Lq, s.D}, ks{s.B, s.H, s.Lk, s.D}, ls{s.B, s.H, s.Lq};
   const AttentionShape sc = s;
+  const std::string dt_name = dtype == DType::f32 ? "f32" : dtype == DType::bf16 ? "bf16" : "f16";
+  auto input = [dtype](const Shape& shape, Device d, uint64_t salt) {
+    return dtype == DType::f32 ? random_input(shape, d, salt)
+                               : random_input_as(shape, d, salt, dtype);
+  };
 
   // Inputs shared by forward and backward; the masks carry the per-sample lengths.
   auto make = [=](Device d, PreparedCase& c, kernels::AttentionMasks& m) {
-    Tensor q = random_input(qs, d, 11), k = random_input(ks, d, 12), v = random_input(ks, d, 13);
+    // iris's CPU attention computes fp32/fp64 only: a 16-bit case is a GPU case.
+    IRIS_CHECK(dtype == DType::f32 || d.is_cuda(), "iris profile: attention in ", dt_name,
+               " runs on CUDA only (the CPU kernels compute float32/float64)");
+    Tensor q = input(qs, d, 11), k = input(ks, d, 12), v = input(ks, d, 13);
     m.causal = sc.causal;
     m.scale = scale;
     c.inputs = {{"q", q}, {"k", k}, {"v", v}};
@@ -162,27 +178,28 @@ void add_attention_cases(std::vector<ProfileCase>& out, const AttentionShape& s)
     return std::array<Tensor, 3>{q, k, v};
   };
 
-  out.push_back({"attention_fwd", shape, "f32", fwd_flops, 0,
+  out.push_back({"attention_fwd", shape, dt_name, fwd_flops, 0,
                  "{\"op\": \"attention_fwd\"" + spec_tail.str(), [=](Device d) {
                    PreparedCase c;
                    kernels::AttentionMasks m;
                    const auto qkv = make(d, c, m);
                    const Tensor q = qkv[0], k = qkv[1], v = qkv[2];
-                   Tensor o = empty_on(qs, d), lse = empty_on(ls, d);
+                   Tensor o = empty_on(qs, d, dtype), lse = empty_on(ls, d);
                    c.outputs = {{"out", o}};
                    c.run = [=] { kernels::attention_forward_table().get(d)(q, k, v, m, o, lse); };
                    return c;
                  }});
-  out.push_back({"attention_bwd", shape, "f32", 2.5 * fwd_flops, 0,
+  out.push_back({"attention_bwd", shape, dt_name, 2.5 * fwd_flops, 0,
                  "{\"op\": \"attention_bwd\"" + spec_tail.str(), [=](Device d) {
                    PreparedCase c;
                    kernels::AttentionMasks m;
                    const auto qkv = make(d, c, m);
                    const Tensor q = qkv[0], k = qkv[1], v = qkv[2];
-                   Tensor o = empty_on(qs, d), lse = empty_on(ls, d);
+                   Tensor o = empty_on(qs, d, dtype), lse = empty_on(ls, d);
                    kernels::attention_forward_table().get(d)(q, k, v, m, o, lse);
-                   Tensor dout = random_input(qs, d, 14);
-                   Tensor dq = empty_on(qs, d), dk = empty_on(ks, d), dv = empty_on(ks, d);
+                   Tensor dout = input(qs, d, 14);
+                   Tensor dq = empty_on(qs, d, dtype), dk = empty_on(ks, d, dtype),
+                          dv = empty_on(ks, d, dtype);
                    c.inputs.push_back({"dout", dout});
                    c.outputs = {{"dq", dq}, {"dk", dk}, {"dv", dv}};
                    c.run = [=] {
@@ -290,25 +307,43 @@ void add_cross_entropy_cases(std::vector<ProfileCase>& out, int64_t N, int64_t C
                  }});
 }
 
-// ---- GEMM: linear layers y = x W^T ----
+// ---- GEMM: linear layers y = x W^T (+ b, GELU) ----
+// On CUDA, iris's default GEMM is cuBLASLt itself: the "gemm" rows time the hand-written
+// kernel against it; the "gemm_bias_gelu" pair times the fused epilogue both ways.
 
 void add_gemm_case(std::vector<ProfileCase>& out, const std::string& where, int64_t M, int64_t N,
-                   int64_t K) {
-  const std::string shape = join({where, num(M) + " x " + num(N) + " x " + num(K), "(x W^T)"});
-  out.push_back({"gemm", shape, "f32", 2.0 * double(M) * double(N) * double(K), 0,
-                 "{\"op\": \"gemm\"}", [=](Device d) {
+                   int64_t K, kernels::GemmEpilogue ep = kernels::GemmEpilogue::none,
+                   kernels::GemmImpl impl = kernels::GemmImpl::hand_written) {
+  const bool gelu = ep == kernels::GemmEpilogue::bias_gelu_tanh;
+  std::string shape = join({where, num(M) + " x " + num(N) + " x " + num(K)});
+  if (gelu)
+    shape += impl == kernels::GemmImpl::hand_written ? " (gelu(x W^T + b), hand-written)"
+                                                     : " (gelu(x W^T + b), default path)";
+  else
+    shape += " (x W^T)";
+  const std::string op = gelu ? "gemm_bias_gelu" : "gemm";
+  out.push_back({op, shape, "f32", 2.0 * double(M) * double(N) * double(K), 0,
+                 "{\"op\": \"" + op + "\"}", [=](Device d) {
                    PreparedCase c;
                    Tensor x = random_input({M, K}, d, 51), w = random_input({N, K}, d, 52);
+                   Tensor bias = gelu ? random_input({N}, d, 53) : Tensor();
                    Tensor y = empty_on({M, N}, d);
                    // [1, M, K] @ [1, K, N] where the right operand is W's transposed view.
                    Tensor a = x.as_strided({1, M, K}, {M * K, K, 1}, x.offset());
                    Tensor b = w.as_strided({1, K, N}, {N * K, 1, K}, w.offset());
                    Tensor o = y.as_strided({1, M, N}, {M * N, N, 1}, y.offset());
                    c.inputs = {{"x", x}, {"w", w}};
+                   if (gelu) c.inputs.push_back({"b", bias});
                    c.outputs = {{"out", y}};
-                   c.run = [=] { kernels::batched_gemm_table().get(d)(a, b, o, 1.0, 0.0); };
+                   c.run = [=] { kernels::gemm_epilogue_table().get(d)(a, b, bias, o, ep, impl); };
                    return c;
                  }});
+}
+
+void add_gemm_bias_gelu_pair(std::vector<ProfileCase>& out, const std::string& where, int64_t M,
+                             int64_t N, int64_t K) {
+  for (kernels::GemmImpl impl : {kernels::GemmImpl::hand_written, kernels::GemmImpl::automatic})
+    add_gemm_case(out, where, M, N, K, kernels::GemmEpilogue::bias_gelu_tanh, impl);
 }
 
 bool wanted(const std::vector<std::string>& families, const std::string& f) {
@@ -367,6 +402,11 @@ std::vector<ProfileCase> profile_cases(const std::vector<std::string>& families,
           shapes.push_back({"cross", 16, 8, lq, lk, 64, false, true});
     }
     for (const AttentionShape& s : shapes) add_attention_cases(out, s);
+    // bf16 (what cuDNN's fused attention computes; GPU rows) on the shapes its baseline runs
+    // here: those without per-sample lengths.
+    if (!tiny)
+      for (const AttentionShape& s : shapes)
+        if (!s.ragged) add_attention_cases(out, s, DType::bf16);
   }
   // Memory-bound ops: full shapes hold 32 MiB or more per tensor (larger than the L2).
   if (wanted(families, "layer_norm")) {
@@ -391,6 +431,7 @@ std::vector<ProfileCase> profile_cases(const std::vector<std::string>& families,
     } else if (!full) {
       add_gemm_case(out, "vit-cap qkv", 2080, 576, 192);
       add_gemm_case(out, "gpt2 qkv", 256, 2304, 768);
+      add_gemm_bias_gelu_pair(out, "gpt2 mlp up", 256, 3072, 768);
     } else {
       add_gemm_case(out, "vit-cap qkv", 2080, 576, 192);
       add_gemm_case(out, "vit-cap mlp down", 2080, 192, 768);
@@ -399,6 +440,8 @@ std::vector<ProfileCase> profile_cases(const std::vector<std::string>& families,
       add_gemm_case(out, "vit-b mlp down", 1576, 768, 3072);
       add_gemm_case(out, "gpt2 qkv", 1024, 2304, 768);
       add_gemm_case(out, "gpt2 lm head", 1024, 50257, 768);
+      add_gemm_bias_gelu_pair(out, "vit-b mlp up", 1576, 3072, 768);
+      add_gemm_bias_gelu_pair(out, "gpt2 mlp up", 1024, 3072, 768);
     }
   }
   return out;

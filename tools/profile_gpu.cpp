@@ -1,6 +1,8 @@
 // GPU side of `iris profile`: CUDA-event timing, the device's limits from its properties, and
 // the vendor baselines: cuDNN convolution (legacy API, the fastest algorithm
-// cudnnFind*AlgorithmEx measures) and cuBLASLt GEMM. Without IRIS_WITH_CUDA there is no GPU.
+// cudnnFind*AlgorithmEx measures), cuDNN fused attention for the 16-bit attention rows
+// (profile_cudnn_attention.cpp) and cuBLASLt GEMM (plain, and with the GELU_BIAS epilogue).
+// Without IRIS_WITH_CUDA there is no GPU.
 #include <algorithm>
 #include <sstream>
 
@@ -8,9 +10,8 @@
 #include "tools/profile.h"
 
 #ifdef IRIS_WITH_CUDA
-#include <cublasLt.h>
-#include <cuda_runtime.h>
-#include <cudnn.h>
+#include "tools/profile_cudnn_attention.h"
+#include "tools/profile_gpu_check.h"
 #endif
 
 namespace iris::tools {
@@ -18,25 +19,6 @@ namespace iris::tools {
 #ifdef IRIS_WITH_CUDA
 
 namespace {
-
-#define PROFILE_CUDA(call)                                                                     \
-  do {                                                                                         \
-    const cudaError_t e_ = (call);                                                             \
-    IRIS_CHECK(e_ == cudaSuccess, "iris profile: ", #call, ": ", cudaGetErrorString(e_), " (", \
-               __FILE__, ":", __LINE__, ")");                                                  \
-  } while (0)
-#define PROFILE_CUDNN(call)                                                                        \
-  do {                                                                                             \
-    const cudnnStatus_t s_ = (call);                                                               \
-    IRIS_CHECK(s_ == CUDNN_STATUS_SUCCESS, "iris profile: ", #call, ": ", cudnnGetErrorString(s_), \
-               " (", __FILE__, ":", __LINE__, ")");                                                \
-  } while (0)
-#define PROFILE_CUBLAS(call)                                                                     \
-  do {                                                                                           \
-    const cublasStatus_t s_ = (call);                                                            \
-    IRIS_CHECK(s_ == CUBLAS_STATUS_SUCCESS, "iris profile: ", #call, ": status ", int(s_), " (", \
-               __FILE__, ":", __LINE__, ")");                                                    \
-  } while (0)
 
 // Device scratch (workspaces, baseline outputs), freed on scope exit.
 class DeviceBuffer {
@@ -84,11 +66,6 @@ int64_t int_field(const json::Value& spec, const char* key) {
   return v->integer;
 }
 
-std::string cudnn_name() {
-  const size_t v = cudnnGetVersion();
-  return "cuDNN " + std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100);
-}
-
 // ---- cuDNN convolution ----
 
 struct CudnnConv {
@@ -133,7 +110,7 @@ BaselineResult cudnn_conv(const ProfileCase& c, const PreparedCase& p, const Tim
   const float one = 1.0f, zero = 0.0f;
   DeviceBuffer workspace(kWorkspaceBytes);
   BaselineResult r;
-  r.name = cudnn_name() + " (Find)";
+  r.name = cudnn_version_name() + " (Find)";
   constexpr int kAlgos = 16;
   int found = 0;
   std::function<void()> run;
@@ -195,9 +172,10 @@ BaselineResult cudnn_conv(const ProfileCase& c, const PreparedCase& p, const Tim
   return r;
 }
 
-// ---- cuBLASLt GEMM: out [M, N] = x [M, K] W[N, K]^T, fp32 without TF32 ----
+// ---- cuBLASLt GEMM: out [M, N] = x [M, K] W[N, K]^T, fp32 without TF32; with bias_gelu,
+// out = gelu_tanh(x W^T + b) by the GELU_BIAS epilogue ----
 
-BaselineResult cublaslt_gemm(const PreparedCase& p, const TimingPolicy& tp) {
+BaselineResult cublaslt_gemm(const PreparedCase& p, const TimingPolicy& tp, bool bias_gelu) {
   const Tensor& x = input_named(p, "x");
   const Tensor& w = input_named(p, "w");
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
@@ -211,6 +189,14 @@ BaselineResult cublaslt_gemm(const PreparedCase& p, const TimingPolicy& tp) {
       cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)));
   PROFILE_CUBLAS(
       cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)));
+  if (bias_gelu) {  // the bias has one value per row of out^T, i.e. per output feature
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_GELU_BIAS;
+    const void* bias = input_named(p, "b").raw_data();
+    PROFILE_CUBLAS(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                  sizeof(epilogue)));
+    PROFILE_CUBLAS(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  }
   cublasLtMatrixLayout_t la, lb, lc;
   PROFILE_CUBLAS(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, uint64_t(K), uint64_t(N), K));
   PROFILE_CUBLAS(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, uint64_t(K), uint64_t(M), K));
@@ -234,7 +220,7 @@ BaselineResult cublaslt_gemm(const PreparedCase& p, const TimingPolicy& tp) {
                                   workspace.bytes(), nullptr));
   };
   BaselineResult r;
-  r.name = "cuBLASLt";
+  r.name = bias_gelu ? "cuBLASLt (GELU_BIAS)" : "cuBLASLt";
   r.ms = gpu_time_median_ms(run, tp);
   r.outputs["out"] = out.to_host();
   (void)cublasLtMatmulPreferenceDestroy(pref);
@@ -309,10 +295,14 @@ std::optional<BaselineResult> vendor_baseline(const ProfileCase& c, const Prepar
                                               const TimingPolicy& policy) {
   try {
     if (c.op.rfind("conv2d_", 0) == 0) return cudnn_conv(c, prepared, policy);
-    if (c.op == "gemm") return cublaslt_gemm(prepared, policy);
+    if (c.op == "gemm") return cublaslt_gemm(prepared, policy, false);
+    if (c.op == "gemm_bias_gelu") return cublaslt_gemm(prepared, policy, true);
+    // fp32 attention has the torch GPU script as its baseline; 16-bit attention has cuDNN.
+    if (c.op.rfind("attention_", 0) == 0 && c.dtype != "f32")
+      return cudnn_attention(c, prepared, policy);
   } catch (const Error& e) {
     BaselineResult r;
-    r.name = c.op == "gemm" ? "cuBLASLt" : cudnn_name();
+    r.name = c.op.rfind("gemm", 0) == 0 ? "cuBLASLt" : cudnn_version_name();
     r.error = e.what();
     return r;
   }

@@ -9,12 +9,19 @@
 // bf16 / fp16 run on tensor cores (mma_tile.cuh): cp.async-staged slabs where rows are
 // 16-byte aligned (plain loads otherwise), ldmatrix fragments, mma.sync m16n8k16 with fp32
 // accumulation, alpha and beta applied in fp32, C rounded once to the operands' dtype.
+// Both kernels apply the gemm_epilogue table's epilogue (bias, GELU) before the store.
+// On a real GPU, fp32 / bf16 / fp16 go to cuBLASLt (gemm_lt.cu) unless the caller asks for
+// these kernels or cuBLASLt has no algorithm for the problem.
 #include <algorithm>
 #include <cstdint>
 
 #include "core/tensor.h"
-#include "kernels/cuda/mma_tile.cuh"
 #include "kernels/emu/cuda_compat.h"
+// After cuda_compat.h: the header's entry points live in IRIS_KERNEL_NS.
+#include "kernels/cuda/gemm_lt.h"
+#include "kernels/cuda/mma_tile.cuh"
+#include "kernels/elementwise_math.h"
+#include "kernels/gemm_epilogue.h"
 #include "kernels/linalg.h"
 
 namespace iris::IRIS_KERNEL_NS {
@@ -39,18 +46,31 @@ struct GemmTraits {
                 "static shared memory limit");
 };
 
+using kernels::GemmEpilogue;
+
+// v + bias[n], then GELU (tanh form, as cuBLASLt's) where asked; v unchanged without a bias.
+template <class T>
+__device__ __forceinline__ T apply_epilogue(T v, T bias, GemmEpilogue ep) {
+  if (ep == GemmEpilogue::none) return v;
+  v += bias;
+  if (ep == GemmEpilogue::bias_gelu_tanh)
+    v = kernels::unary_value(kernels::UnaryOp::gelu_tanh, kernels::UnaryParams{}, v);
+  return v;
+}
+
 struct GemmArgs {
   int64_t M, N, K;
   int64_t a_rs, a_cs, a_bs;  // A(m, k) = a[b*a_bs + m*a_rs + k*a_cs]
   int64_t b_rs, b_cs, b_bs;  // B(k, n) = b[b*b_bs + k*b_rs + n*b_cs]
   int64_t c_bs, ldc;         // C(m, n) = c[b*c_bs + m*ldc + n]
   bool a_trans, b_trans;     // which index has unit stride: decides the coalesced load order
+  GemmEpilogue ep;           // bias [N] (out's dtype) is read only when ep is not none
 };
 
 template <class T>
 __global__ void __launch_bounds__(GemmTraits<T>::kThreads)
     gemm_kernel(GemmArgs g, T alpha, T beta, const T* __restrict__ a, const T* __restrict__ b,
-                T* __restrict__ c) {
+                const T* __restrict__ bias, T* __restrict__ c) {
   using Tr = GemmTraits<T>;
   IRIS_SHARED(T, As, [2][Tr::kBK][Tr::kBM + Tr::kPad]);  // A slab, k-major
   IRIS_SHARED(T, Bs, [2][Tr::kBK][Tr::kBN + Tr::kPad]);  // B slab, k-major
@@ -141,7 +161,8 @@ __global__ void __launch_bounds__(GemmTraits<T>::kThreads)
       const int64_t n = n0 + tx + j * Tr::kThreadsN;
       if (n >= g.N) continue;
       T* dst = c + m * g.ldc + n;
-      *dst = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *dst;
+      const T v = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *dst;
+      *dst = apply_epilogue(v, g.ep == GemmEpilogue::none ? T(0) : bias[n], g.ep);
     }
   }
 }
@@ -157,7 +178,8 @@ struct MmaArgs {
 template <mma::Half H>
 __global__ void __launch_bounds__(mma::TileTraits::kThreads)
     gemm_mma_kernel(MmaArgs p, float alpha, float beta, const uint16_t* __restrict__ a,
-                    const uint16_t* __restrict__ b, uint16_t* __restrict__ c) {
+                    const uint16_t* __restrict__ b, const uint16_t* __restrict__ bias,
+                    uint16_t* __restrict__ c) {
   using Tr = mma::TileTraits;
   IRIS_SHARED(uint16_t, As, [2][Tr::kSlabElems]);
   IRIS_SHARED(uint16_t, Bs, [2][Tr::kSlabElems]);
@@ -218,7 +240,8 @@ __global__ void __launch_bounds__(mma::TileTraits::kThreads)
         uint16_t* dst = c + m * g.ldc + n;
         float v = alpha * acc.c[i][j][r];
         if (beta != 0.0f) v += beta * mma::half_to_float<H>(*dst);
-        *dst = mma::float_to_half<H>(v);
+        const float bn = g.ep == GemmEpilogue::none ? 0.0f : mma::half_to_float<H>(bias[n]);
+        *dst = mma::float_to_half<H>(apply_epilogue(v, bn, g.ep));
       }
     }
   }
@@ -257,8 +280,9 @@ bool rows_aligned(const Tensor& t, int64_t ld, int64_t batch_stride) {
          batch_stride % mma::TileTraits::kChunk == 0;
 }
 
-void launch_mma_gemm(const Tensor& a, const Tensor& b, const Tensor& out, const GemmArgs& g,
-                     int64_t lda, int64_t ldb, int64_t B, double alpha, double beta) {
+void launch_mma_gemm(const Tensor& a, const Tensor& b, const Tensor& out, const void* bias,
+                     const GemmArgs& g, int64_t lda, int64_t ldb, int64_t B, double alpha,
+                     double beta) {
   using Tr = mma::TileTraits;
   MmaArgs p{g, lda, ldb, rows_aligned(a, lda, g.a_bs), rows_aligned(b, ldb, g.b_bs)};
   constexpr int64_t kMaxGridYZ = 65535;
@@ -266,6 +290,7 @@ void launch_mma_gemm(const Tensor& a, const Tensor& b, const Tensor& out, const 
   IRIS_CHECK(gy <= kMaxGridYZ, "batched_gemm: ", g.N, " columns exceed the grid limit on cuda");
   const auto* ap = static_cast<const uint16_t*>(a.raw_data());
   const auto* bp = static_cast<const uint16_t*>(b.raw_data());
+  const auto* biasp = static_cast<const uint16_t*>(bias);
   auto* cp = static_cast<uint16_t*>(out.raw_data());
   for (int64_t b0 = 0; b0 < B; b0 += kMaxGridYZ) {
     const int64_t nb = std::min(B - b0, kMaxGridYZ);
@@ -274,12 +299,70 @@ void launch_mma_gemm(const Tensor& a, const Tensor& b, const Tensor& out, const 
     if (out.dtype() == DType::bf16)
       IRIS_LAUNCH(gemm_mma_kernel<mma::Half::kBf16>, grid, dim3(Tr::kThreads), 0, nullptr, p,
                   static_cast<float>(alpha), static_cast<float>(beta), ap + b0 * g.a_bs,
-                  bp + b0 * g.b_bs, cp + b0 * g.c_bs);
+                  bp + b0 * g.b_bs, biasp, cp + b0 * g.c_bs);
     else
       IRIS_LAUNCH(gemm_mma_kernel<mma::Half::kF16>, grid, dim3(Tr::kThreads), 0, nullptr, p,
                   static_cast<float>(alpha), static_cast<float>(beta), ap + b0 * g.a_bs,
-                  bp + b0 * g.b_bs, cp + b0 * g.c_bs);
+                  bp + b0 * g.b_bs, biasp, cp + b0 * g.c_bs);
   }
+}
+
+void launch_simt_gemm(const Tensor& a, const Tensor& b, const Tensor& out, const void* bias,
+                      const GemmArgs& g, int64_t B, double alpha, double beta) {
+  dispatch_float(out.dtype(), "batched_gemm", [&]<class T>() {
+    using Tr = GemmTraits<T>;
+    // M tiles on grid.x (2^31 - 1), N tiles on grid.y, batches on grid.z in chunks.
+    constexpr int64_t kMaxGridYZ = 65535;
+    const int64_t gx = (g.M + Tr::kBM - 1) / Tr::kBM, gy = (g.N + Tr::kBN - 1) / Tr::kBN;
+    IRIS_CHECK(gy <= kMaxGridYZ, "batched_gemm: ", g.N, " columns exceed the grid limit on cuda");
+    const T* ap = static_cast<const T*>(a.raw_data());
+    const T* bp = static_cast<const T*>(b.raw_data());
+    const T* biasp = static_cast<const T*>(bias);
+    T* cp = static_cast<T*>(out.raw_data());
+    for (int64_t b0 = 0; b0 < B; b0 += kMaxGridYZ) {
+      const int64_t nb = std::min(B - b0, kMaxGridYZ);
+      IRIS_LAUNCH(
+          gemm_kernel<T>,
+          dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(nb)),
+          dim3(Tr::kThreads), 0, nullptr, g, static_cast<T>(alpha), static_cast<T>(beta),
+          ap + b0 * g.a_bs, bp + b0 * g.b_bs, biasp, cp + b0 * g.c_bs);
+    }
+  });
+}
+
+// out = epilogue(alpha * a @ b + beta * out) on validated operands: cuBLASLt where
+// gemm_prefers_cublaslt says so and it has an algorithm, else the hand-written kernels.
+void run_gemm(const Tensor& a, const Tensor& b, const Tensor& out, double alpha, double beta,
+              const Tensor& bias, GemmEpilogue ep, kernels::GemmImpl impl) {
+  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
+  if (B == 0 || M == 0 || N == 0) return;
+  const MatrixLayout la = layout_of(a, "a"), lb = layout_of(b, "b");
+  GemmArgs g{};
+  g.M = M, g.N = N, g.K = K;
+  const int64_t lda = std::max<int64_t>(la.ld, 1), ldb = std::max<int64_t>(lb.ld, 1);
+  g.a_trans = la.trans, g.b_trans = lb.trans;
+  g.a_rs = la.trans ? 1 : lda, g.a_cs = la.trans ? lda : 1;
+  g.b_rs = lb.trans ? 1 : ldb, g.b_cs = lb.trans ? ldb : 1;
+  g.a_bs = a.size(0) == 1 ? 0 : a.stride(0);
+  g.b_bs = b.size(0) == 1 ? 0 : b.stride(0);
+  g.ldc = N, g.c_bs = M * N;  // out is dense [B, M, N]
+  g.ep = ep;
+  const void* biasp = ep == GemmEpilogue::none ? nullptr : bias.raw_data();
+
+  kernels::GemmLtProblem lt;
+  lt.dtype = out.dtype();
+  lt.B = B, lt.M = M, lt.N = N, lt.K = K;
+  lt.a_trans = la.trans, lt.b_trans = lb.trans;
+  lt.lda = lda, lt.ldb = ldb, lt.a_bs = g.a_bs, lt.b_bs = g.b_bs;
+  lt.alpha = alpha, lt.beta = beta, lt.ep = ep;
+  const int device = out.device().index;
+  if (kernels::gemm_prefers_cublaslt(lt, cublaslt_available(device), impl) &&
+      cublaslt_gemm(lt, a.raw_data(), b.raw_data(), biasp, out.raw_data(), device))
+    return;
+  if (out.dtype() == DType::bf16 || out.dtype() == DType::f16)
+    launch_mma_gemm(a, b, out, biasp, g, lda, ldb, B, alpha, beta);
+  else
+    launch_simt_gemm(a, b, out, biasp, g, B, alpha, beta);
 }
 
 void batched_gemm_cuda(const Tensor& a, const Tensor& b, const Tensor& out, double alpha,
@@ -293,43 +376,18 @@ void batched_gemm_cuda(const Tensor& a, const Tensor& b, const Tensor& out, doub
              "batched_gemm: shapes do not agree: ", a.desc(), " @ ", b.desc(), " -> ", out.desc());
   IRIS_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype(),
              "batched_gemm: dtype mismatch: ", a.desc(), ", ", b.desc(), ", ", out.desc());
-  if (B == 0 || M == 0 || N == 0) return;
-  const MatrixLayout la = layout_of(a, "a"), lb = layout_of(b, "b");
-  GemmArgs g{};
-  g.M = M, g.N = N, g.K = K;
-  const int64_t lda = std::max<int64_t>(la.ld, 1), ldb = std::max<int64_t>(lb.ld, 1);
-  g.a_trans = la.trans, g.b_trans = lb.trans;
-  g.a_rs = la.trans ? 1 : lda, g.a_cs = la.trans ? lda : 1;
-  g.b_rs = lb.trans ? 1 : ldb, g.b_cs = lb.trans ? ldb : 1;
-  g.a_bs = a.size(0) == 1 ? 0 : a.stride(0);
-  g.b_bs = b.size(0) == 1 ? 0 : b.stride(0);
-  g.ldc = N, g.c_bs = M * N;  // out is dense [B, M, N]
-  if (out.dtype() == DType::bf16 || out.dtype() == DType::f16) {
-    launch_mma_gemm(a, b, out, g, lda, ldb, B, alpha, beta);
-    return;
-  }
-  dispatch_float(out.dtype(), "batched_gemm", [&]<class T>() {
-    using Tr = GemmTraits<T>;
-    // M tiles on grid.x (2^31 - 1), N tiles on grid.y, batches on grid.z in chunks.
-    constexpr int64_t kMaxGridYZ = 65535;
-    const int64_t gx = (M + Tr::kBM - 1) / Tr::kBM, gy = (N + Tr::kBN - 1) / Tr::kBN;
-    IRIS_CHECK(gy <= kMaxGridYZ, "batched_gemm: ", N, " columns exceed the grid limit on cuda");
-    const T* ap = static_cast<const T*>(a.raw_data());
-    const T* bp = static_cast<const T*>(b.raw_data());
-    T* cp = static_cast<T*>(out.raw_data());
-    for (int64_t b0 = 0; b0 < B; b0 += kMaxGridYZ) {
-      const int64_t nb = std::min(B - b0, kMaxGridYZ);
-      IRIS_LAUNCH(
-          gemm_kernel<T>,
-          dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(nb)),
-          dim3(Tr::kThreads), 0, nullptr, g, static_cast<T>(alpha), static_cast<T>(beta),
-          ap + b0 * g.a_bs, bp + b0 * g.b_bs, cp + b0 * g.c_bs);
-    }
-  });
+  run_gemm(a, b, out, alpha, beta, Tensor(), GemmEpilogue::none, kernels::GemmImpl::automatic);
+}
+
+void gemm_epilogue_cuda(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& out,
+                        GemmEpilogue ep, kernels::GemmImpl impl) {
+  kernels::check_gemm_epilogue_args(a, b, bias, out, ep);
+  run_gemm(a, b, out, 1.0, 0.0, bias, ep, impl);
 }
 
 }  // namespace
 
 IRIS_REGISTER_KERNEL(batched_gemm, CUDA, batched_gemm_cuda);
+IRIS_REGISTER_KERNEL(gemm_epilogue, CUDA, gemm_epilogue_cuda);
 
 }  // namespace iris::IRIS_KERNEL_NS
