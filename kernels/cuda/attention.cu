@@ -484,8 +484,9 @@ void backward_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
   const char* op = "attention_backward";
   if (is_16bit(q.dtype())) {
     if (attention_backward_mma(q, k, v, out, dout, lse, m, dq, dk, dv)) return;
-    // Else the fp32 kernels on upcast copies (from the same 16-bit values and the fp32 lse the
-    // forward saved), gradients rounded once to 16 bits.
+    // Else (head dims other than 32 / 64 / 128, Dv != D, strided last dims) the fp32 kernels
+    // on upcast copies (from the same 16-bit values and the fp32 lse the forward saved),
+    // gradients rounded once to 16 bits.
     const Tensor dq32 = Tensor::empty(q.shape(), DType::f32, q.device()),
                  dk32 = Tensor::empty(k.shape(), DType::f32, k.device()),
                  dv32 = Tensor::empty(v.shape(), DType::f32, v.device());

@@ -17,9 +17,11 @@
 // many image tokens) each warp takes a (b, h, 16-row chunk) of its own with its own tiles, so
 // one block serves up to 4 (batch, head) pairs and no warp idles.
 //
-// Backward (head dims 32, 64): delta = rowsum(dO * O); dK/dV with a block per 64 keys (K and
-// V fragments in registers) walking the queries: S^T = K Q^T, P^T, dV += P^T dO, dP^T = V dO^T,
-// dS^T = P^T (dP^T - delta), dK += dS^T Q; dQ with a block per 64 query rows walking the keys.
+// Backward (head dims 32, 64, 128): delta = rowsum(dO * O); dK/dV with a block per 64 keys
+// (K and V fragments in registers; at d = 128 re-read from shared memory, which keeps the 128
+// accumulator registers clear of spills) walking the queries: S^T = K Q^T, P^T, dV += P^T dO,
+// dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK += dS^T Q; dQ with a block per 64 query rows
+// walking the keys.
 // Every gradient row belongs to one warp: no atomics, deterministic.
 #include <cmath>
 #include <cstdint>
@@ -323,7 +325,7 @@ __global__ void __launch_bounds__(PackedTraits<kHeadDim>::kThreads, 1)
   w.store(o, lse, bh);
 }
 
-// ---- backward (head dims 32 and 64; 128 runs the fp32 kernels) ----
+// ---- backward (head dims 32, 64, 128) ----
 // delta[bh, i] = sum_d dO[i, d] O[i, d] in fp32: a warp per row.
 template <mma::Half H>
 __global__ void __launch_bounds__(128)
@@ -347,16 +349,47 @@ struct BwdTraits {
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kChunk = 8;
   static constexpr int kTile = 64;  // keys per block (dK/dV) / query rows per block (dQ)
-  static constexpr int kStep = 32;  // queries (dK/dV) / keys (dQ) per inner step
+  // Queries (dK/dV) / keys (dQ) per inner step: 16 at d = 128 keeps the two step tiles and
+  // the block's two 64-row tiles within 48 KB of shared memory.
+  static constexpr int kStep = kHeadDim == 128 ? 16 : 32;
   static constexpr int kPitch = kHeadDim + 8;
   static constexpr int kKSteps = kHeadDim / 16;
   static constexpr int kDimOctets = kHeadDim / 8;
   static constexpr int kStepOctets = kStep / 8;
-  static_assert(kHeadDim == 32 || kHeadDim == 64, "tensor-core backward: head dims 32, 64");
+  // The warp's 16-row A fragments of its two block tiles (K, V for dK/dV; Q, dO for dQ) stay
+  // in registers up to d = 64; at d = 128 they would be 64 registers next to 128 (dK/dV) of
+  // accumulators and spill, so they are re-read from shared memory by ldmatrix at each use.
+  static constexpr bool kFragsInRegisters = kHeadDim <= 64;
+  static constexpr int kHeldSteps = kFragsInRegisters ? kKSteps : 1;
+  static_assert(kHeadDim == 32 || kHeadDim == 64 || kHeadDim == 128,
+                "tensor-core backward: head dims 32, 64, 128");
   static_assert(kTile == 16 * kWarps && kStep % 16 == 0, "a warp owns 16 rows of the tile");
+  static_assert(kStep <= kThreads, "one thread per step row stages the softmax statistics");
   static constexpr size_t kSmemBytes =
       size_t{2} * 2 * (kTile + kStep) * kPitch + sizeof(float) * 2 * kStep;
   static_assert(kSmemBytes <= 48 * 1024, "no shared-memory opt-in needed");
+};
+
+// The warp's A fragments (k16 step st) of its 16 rows (from row0) of a block tile: held in
+// registers where kFragsInRegisters, else read from the tile at each use.
+template <class Tr>
+struct WarpRows {
+  uint32_t held[Tr::kHeldSteps][4];
+  IRIS_DEV void load(iris::smem_ptr<uint16_t> tile, int row0, int lane) {
+    if constexpr (Tr::kFragsInRegisters) {
+      IRIS_MMA_UNROLL
+      for (int st = 0; st < Tr::kKSteps; ++st)
+        mma::load_a_fragment(held[st], tile, {true, Tr::kPitch}, row0, 16 * st, lane);
+    }
+  }
+  IRIS_DEV void get(uint32_t (&f)[4], iris::smem_ptr<uint16_t> tile, int row0, int st,
+                    int lane) const {
+    if constexpr (Tr::kFragsInRegisters) {
+      f[0] = held[st][0], f[1] = held[st][1], f[2] = held[st][2], f[3] = held[st][3];
+    } else {
+      mma::load_a_fragment(f, tile, {true, Tr::kPitch}, row0, 16 * st, lane);
+    }
+  }
 };
 
 // Rounds a C-fragment pair of octets (columns 16c .. 16c+15 of a 16-row tile) to an A
@@ -376,8 +409,8 @@ IRIS_DEV bool visible(const MmaAttnArgs& a, int64_t b, int64_t lq, int64_t lk, i
   return vis;
 }
 
-// dK, dV: a block owns 64 keys of one (b, h) (16 per warp, K and V fragments in registers)
-// and walks the query rows 32 at a time: S^T = K Q^T, P^T = exp(S^T - lse), dV += P^T dO,
+// dK, dV: a block owns 64 keys of one (b, h) (16 per warp, K and V fragments from WarpRows)
+// and walks the query rows kStep at a time: S^T = K Q^T, P^T = exp(S^T - lse), dV += P^T dO,
 // dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK += dS^T Q. Each key belongs to one warp: no
 // atomics, a fixed order.
 template <mma::Half H, int kHeadDim>
@@ -387,8 +420,8 @@ __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
                          uint16_t* dv) {
   using Tr = BwdTraits<kHeadDim>;
   IRIS_DYNAMIC_SHARED(uint16_t, smem);
-  iris::smem_ptr<uint16_t> ks = smem;                          // [kTile][kPitch], then Q
-  iris::smem_ptr<uint16_t> vs = ks + Tr::kTile * Tr::kPitch;   // [kTile][kPitch], then dO
+  iris::smem_ptr<uint16_t> ks = smem;                          // [kTile][kPitch]
+  iris::smem_ptr<uint16_t> vs = ks + Tr::kTile * Tr::kPitch;   // [kTile][kPitch]
   iris::smem_ptr<uint16_t> qs = vs + Tr::kTile * Tr::kPitch;   // [kStep][kPitch]
   iris::smem_ptr<uint16_t> dos = qs + Tr::kStep * Tr::kPitch;  // [kStep][kPitch]
   iris::smem_ptr<float> stats = iris::ptr_cast<float>(dos + Tr::kStep * Tr::kPitch);
@@ -409,12 +442,9 @@ __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
     iris::ptx::cp_async_wait_all();
   }
   __syncthreads();
-  uint32_t kf[Tr::kKSteps][4], vf[Tr::kKSteps][4];
-  IRIS_MMA_UNROLL
-  for (int st = 0; st < Tr::kKSteps; ++st) {
-    mma::load_a_fragment(kf[st], ks, {true, Tr::kPitch}, warp * 16, 16 * st, lane);
-    mma::load_a_fragment(vf[st], vs, {true, Tr::kPitch}, warp * 16, 16 * st, lane);
-  }
+  WarpRows<Tr> kr, vr;  // the warp's 16 keys of K and V (the tiles stay in shared memory)
+  kr.load(ks, warp * 16, lane);
+  vr.load(vs, warp * 16, lane);
   float dka[Tr::kDimOctets][4], dva[Tr::kDimOctets][4];
   IRIS_MMA_UNROLL
   for (int d = 0; d < Tr::kDimOctets; ++d) IRIS_MMA_UNROLL
@@ -453,6 +483,9 @@ __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
     for (int e = 0; e < 4; ++e) p[n][e] = dp[n][e] = 0.f;
     IRIS_MMA_UNROLL
     for (int st = 0; st < Tr::kKSteps; ++st) {
+      uint32_t kf[4], vf[4];
+      kr.get(kf, ks, warp * 16, st, lane);
+      vr.get(vf, vs, warp * 16, st, lane);
       IRIS_MMA_UNROLL
       for (int n2 = 0; n2 < Tr::kStepOctets / 2; ++n2) {
         uint32_t qb[4], ob[4];
@@ -460,10 +493,10 @@ __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
         mma::load_b_fragments(ob, dos, {true, Tr::kPitch}, 16 * n2, 16 * st, lane);
         const uint32_t q0[2] = {qb[0], qb[1]}, q1[2] = {qb[2], qb[3]};
         const uint32_t o0[2] = {ob[0], ob[1]}, o1[2] = {ob[2], ob[3]};
-        mma::mma_16816<H>(p[2 * n2], kf[st], q0);
-        mma::mma_16816<H>(p[2 * n2 + 1], kf[st], q1);
-        mma::mma_16816<H>(dp[2 * n2], vf[st], o0);
-        mma::mma_16816<H>(dp[2 * n2 + 1], vf[st], o1);
+        mma::mma_16816<H>(p[2 * n2], kf, q0);
+        mma::mma_16816<H>(p[2 * n2 + 1], kf, q1);
+        mma::mma_16816<H>(dp[2 * n2], vf, o0);
+        mma::mma_16816<H>(dp[2 * n2 + 1], vf, o1);
       }
     }
     // P^T and dS^T (element e: key = key[e >> 1], query column 8n + 2t + (e & 1)).
@@ -514,8 +547,8 @@ __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
   }
 }
 
-// dQ: a block owns 64 query rows (16 per warp, Q and dO fragments in registers) and walks
-// the keys 32 at a time: S = Q K^T, P = exp(S - lse), dP = dO V^T, dS = P (dP - delta),
+// dQ: a block owns 64 query rows (16 per warp, Q and dO fragments from WarpRows) and walks
+// the keys kStep at a time: S = Q K^T, P = exp(S - lse), dP = dO V^T, dS = P (dP - delta),
 // dQ += dS K.
 template <mma::Half H, int kHeadDim>
 __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
@@ -544,12 +577,9 @@ __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
     iris::ptx::cp_async_wait_all();
   }
   __syncthreads();
-  uint32_t qf[Tr::kKSteps][4], of[Tr::kKSteps][4];
-  IRIS_MMA_UNROLL
-  for (int st = 0; st < Tr::kKSteps; ++st) {
-    mma::load_a_fragment(qf[st], qs, {true, Tr::kPitch}, warp * 16, 16 * st, lane);
-    mma::load_a_fragment(of[st], dos, {true, Tr::kPitch}, warp * 16, 16 * st, lane);
-  }
+  WarpRows<Tr> qr, dor;  // the warp's 16 rows of Q and dO (the tiles stay in shared memory)
+  qr.load(qs, warp * 16, lane);
+  dor.load(dos, warp * 16, lane);
   int64_t row[2];
   row[0] = i0 + warp * 16 + g;
   row[1] = row[0] + 8;
@@ -589,6 +619,9 @@ __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
     for (int e = 0; e < 4; ++e) p[n][e] = dp[n][e] = 0.f;
     IRIS_MMA_UNROLL
     for (int st = 0; st < Tr::kKSteps; ++st) {
+      uint32_t qf[4], of[4];
+      qr.get(qf, qs, warp * 16, st, lane);
+      dor.get(of, dos, warp * 16, st, lane);
       IRIS_MMA_UNROLL
       for (int n2 = 0; n2 < Tr::kStepOctets / 2; ++n2) {
         uint32_t kb[4], vb[4];
@@ -596,10 +629,10 @@ __global__ void __launch_bounds__(BwdTraits<kHeadDim>::kThreads, 1)
         mma::load_b_fragments(vb, vs, {true, Tr::kPitch}, 16 * n2, 16 * st, lane);
         const uint32_t k0[2] = {kb[0], kb[1]}, k1[2] = {kb[2], kb[3]};
         const uint32_t v0[2] = {vb[0], vb[1]}, v1[2] = {vb[2], vb[3]};
-        mma::mma_16816<H>(p[2 * n2], qf[st], k0);
-        mma::mma_16816<H>(p[2 * n2 + 1], qf[st], k1);
-        mma::mma_16816<H>(dp[2 * n2], of[st], v0);
-        mma::mma_16816<H>(dp[2 * n2 + 1], of[st], v1);
+        mma::mma_16816<H>(p[2 * n2], qf, k0);
+        mma::mma_16816<H>(p[2 * n2 + 1], qf, k1);
+        mma::mma_16816<H>(dp[2 * n2], of, v0);
+        mma::mma_16816<H>(dp[2 * n2 + 1], of, v1);
       }
     }
     IRIS_MMA_UNROLL
@@ -759,7 +792,7 @@ bool attention_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, c
                             const Tensor& dout, const Tensor& lse, const kernels::AttentionMasks& m,
                             const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   const int64_t B = q.size(0), H = q.size(1), D = q.size(3);
-  if (v.size(3) != D || (D != 32 && D != 64) || B * H > 65535 ||
+  if (v.size(3) != D || (D != 32 && D != 64 && D != 128) || B * H > 65535 ||
       !unit_last_stride({&q, &k, &v, &out, &dout, &dq, &dk, &dv}) || lse.dtype() != DType::f32)
     return false;
   Tensor masks[3];
@@ -774,8 +807,10 @@ bool attention_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, c
   };
   if (D == 32)
     go.template operator()<32>();
-  else
+  else if (D == 64)
     go.template operator()<64>();
+  else
+    go.template operator()<128>();
   return true;
 }
 

@@ -12,7 +12,7 @@ namespace iris::IRIS_KERNEL_NS {
 bool attention_forward_mma(const Tensor& q, const Tensor& k, const Tensor& v,
                            const kernels::AttentionMasks& m, const Tensor& out, const Tensor& lse);
 
-// The backward on tensor cores (head dims 32 and 64, Dv == D; dq/dk/dv/dout share the
+// The backward on tensor cores (head dims 32, 64 and 128, Dv == D; dq/dk/dv/dout share the
 // strides of q/k/v/out); returns false, touching nothing, for other shapes.
 bool attention_backward_mma(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                             const Tensor& dout, const Tensor& lse, const kernels::AttentionMasks& m,

@@ -9,16 +9,28 @@
 //                k' = (co, kh, kw), oh = (ih + pad - kh dil) / stride where that divides
 //   backward-weight C[co, k] = sum_q  dY[n, co, oh, ow] * col[k, q], split over q into
 //                partial sums that a second kernel adds in a fixed order (no atomics)
-// Accumulation is in T (float or double). bf16 / fp16 forward runs on tensor cores with
-// the tile code of mma_tile.cuh: the weight slab by cp.async, the column slab gathered
-// (register-prefetched a slab ahead), fp32 accumulation, bias added in fp32.
+// Accumulation is in T (float or double). bf16 / fp16 run on tensor cores with the tile
+// code of mma_tile.cuh and fp32 accumulation: the forward stages the weight slab by cp.async
+// and gathers the column slab (register-prefetched a slab ahead), bias added in fp32; the
+// two backward passes (conv_backward_mma_kernel) gather both operands into the free slab
+// buffer while the other one computes, and the weight gradient's split partial sums stay
+// fp32 until the fixed-order second stage rounds them once.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/tensor.h"
 #include "kernels/conv.h"
 #include "kernels/cuda/mma_tile.cuh"
 #include "kernels/emu/cuda_compat.h"
+
+// Gathers a few elements at a time: loads in flight together without every address of the
+// slab held in registers.
+#if defined(__CUDACC__)
+#define IRIS_CONV_GATHER_UNROLL _Pragma("unroll 4")
+#else
+#define IRIS_CONV_GATHER_UNROLL
+#endif
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -33,20 +45,23 @@ struct ConvTraits {
   static constexpr int kPad = 4;
   static constexpr int kALoads = kBM * kBK / kThreads;  // A elements each thread stages
   static constexpr int kBLoads = kBK * kBN / kThreads;
-  // Backward-weight: reduction columns (n, oh, ow) per split, and the most splits.
-  static constexpr int64_t kSplitColumns = 512;
-  static constexpr int64_t kMaxSplits = 64;
-  static constexpr int kReduceThreads = 256;  // bias-gradient block
   static_assert(kBM % kTM == 0 && kBN % kTN == 0, "register tile must divide the block tile");
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps, one block");
   static_assert(kBM * kBK % kThreads == 0 && kBK * kBN % kThreads == 0,
                 "every thread stages the same number of elements");
   static_assert(kThreads % kBK == 0 && kThreads % kBN == 0,
                 "a thread stages the same row (A) and column (B) in every slab");
-  static_assert(kSplitColumns % kBK == 0, "splits start on slab boundaries");
-  static_assert((kReduceThreads & (kReduceThreads - 1)) == 0, "tree reduction needs 2^k");
   static_assert(2 * kBK * (kBM + kBN + 2 * kPad) * sizeof(T) <= 48 * 1024,
                 "static shared memory limit");
+};
+
+// The reductions of every dtype: backward-weight's reduction columns (n, oh, ow) per split
+// and the most splits; the bias-gradient block.
+struct ReduceTraits {
+  static constexpr int64_t kSplitColumns = 512;
+  static constexpr int64_t kMaxSplits = 64;
+  static constexpr int kReduceThreads = 256;
+  static_assert((kReduceThreads & (kReduceThreads - 1)) == 0, "tree reduction needs 2^k");
 };
 
 // The convolution's sizes, narrowed to int where the host checked they fit.
@@ -70,6 +85,7 @@ IRIS_DEV Pixel split_pixel(int r, int rows, int cols) {
 // forward: m = co, k = (ci, kh, kw), n = (n, oh, ow).
 template <class T>
 struct ForwardProblem {
+  static constexpr bool kAKFastest = true;   // A's unit-stride index is k (weight rows)
   static constexpr bool kBKFastest = false;  // B's unit-stride index is n (ow)
   ConvGeom g;
   const T* x;
@@ -115,7 +131,9 @@ struct ForwardProblem {
 // ih + ph - kh dh is a non-negative multiple of the stride below OH * sh (likewise w).
 template <class T>
 struct BackwardDataProblem {
+  static constexpr bool kAKFastest = true;   // A's (kh, kw) runs have unit stride
   static constexpr bool kBKFastest = false;  // B's unit-stride index is n (iw)
+  using Out = T;
   ConvGeom g;
   const T* dy;
   const T* w;
@@ -160,14 +178,16 @@ struct BackwardDataProblem {
 };
 
 // backward-weight: m = co, k = (n, oh, ow) (the reduction), n = (ci, kh, kw). Split s of
-// the reduction writes partial[s][group * Cout_g + co][n].
-template <class T>
+// the reduction writes partial[s][group * Cout_g + co][n], in Acc (fp32 for 16-bit T).
+template <class T, class Acc = T>
 struct BackwardWeightProblem {
+  static constexpr bool kAKFastest = true;  // A's unit-stride index is k (ow)
   static constexpr bool kBKFastest = true;  // B's unit-stride index is k (ow)
+  using Out = Acc;
   ConvGeom g;
   const T* dy;
   const T* x;
-  T* partial;
+  Acc* partial;
   __host__ __device__ int M() const { return g.Cout_g; }
   __host__ __device__ int Ncols() const { return g.Cin_g * g.kk; }
   __host__ __device__ int K() const { return g.N * g.OH * g.OW; }
@@ -200,7 +220,7 @@ struct BackwardWeightProblem {
     if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) return T(0);
     return c.x[static_cast<int64_t>(p.n) * g.Cin * g.H * g.W + static_cast<int64_t>(ih) * g.W + iw];
   }
-  IRIS_DEV void store(int grp, int split, int m, const Col& c, T v) const {
+  IRIS_DEV void store(int grp, int split, int m, const Col& c, Acc v) const {
     const int64_t rows = static_cast<int64_t>(g.G) * g.Cout_g;
     partial[((split * rows) + static_cast<int64_t>(grp) * g.Cout_g + m) * Ncols() + c.n] = v;
   }
@@ -227,6 +247,7 @@ __global__ void __launch_bounds__(ConvTraits<T>::kThreads)
 
   // A is staged k-fastest (kk = e % kBK); B n-fastest or, for kBKFastest, k-fastest. Either
   // way a thread's m (A) and n (B) are the same in every slab: gather their bases once.
+  static_assert(P::kAKFastest, "A is gathered along k");
   typename P::Row rows[Tr::kALoads] = {};
   typename P::Col cols[Tr::kBLoads] = {};
   bool row_in[Tr::kALoads], col_in[Tr::kBLoads];
@@ -326,7 +347,8 @@ __global__ void __launch_bounds__(mma::TileTraits::kThreads)
   constexpr int kGathers = Tr::kBK * Tr::kBN / Tr::kThreads;
   static_assert(Tr::kBK * Tr::kBN % Tr::kThreads == 0 && Tr::kThreads % Tr::kBN == 0,
                 "a thread gathers the same column in every slab");
-  static_assert(!ForwardProblem<uint16_t>::kBKFastest, "the column slab is stored [k][q]");
+  static_assert(ForwardProblem<uint16_t>::kAKFastest && !ForwardProblem<uint16_t>::kBKFastest,
+                "weight rows are staged [co][k] by cp.async, the column slab [k][q]");
   IRIS_SHARED(uint16_t, As, [2][Tr::kSlabElems]);
   IRIS_SHARED(uint16_t, Bs, [2][Tr::kSlabElems]);
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
@@ -404,42 +426,166 @@ __global__ void __launch_bounds__(mma::TileTraits::kThreads)
   }
 }
 
-// dweight[i] = sum over s of partial[s][i], in split order.
+// Where the elements of one operand's slab go when every thread gathers kCount of them per
+// slab: along k (stored [outer][k]) where the operand's unit stride is k, so consecutive
+// threads read consecutive addresses; else along the outer index (stored [k][outer]), where a
+// thread keeps one row / column in every slab and finds its base once.
+template <class Tr, int kOuter, bool kKFastest>
+struct GatherMap {
+  static constexpr int kCount = kOuter * Tr::kBK / Tr::kThreads;
+  static constexpr int kPitch = kKFastest ? Tr::kBK + Tr::kPad : kOuter + Tr::kPad;
+  static_assert(kOuter * Tr::kBK % Tr::kThreads == 0, "every thread gathers the same count");
+  static_assert(kKFastest ? Tr::kThreads % Tr::kBK == 0 : Tr::kThreads % kOuter == 0,
+                "a thread keeps its k (or its row / column) in every slab");
+  static_assert((kKFastest ? kOuter * kPitch : Tr::kBK * kPitch) <= Tr::kSlabElems,
+                "the slab fits its buffer");
+  IRIS_DEV static int outer(int tid, int i) {
+    const int e = tid + i * Tr::kThreads;
+    return kKFastest ? e / Tr::kBK : e % kOuter;
+  }
+  IRIS_DEV static int inner(int tid, int i) {
+    const int e = tid + i * Tr::kThreads;
+    return kKFastest ? e % Tr::kBK : e / kOuter;
+  }
+  IRIS_DEV static int at(int o, int k) { return kKFastest ? o * kPitch + k : k * kPitch + o; }
+};
+
+// Backward-data and backward-weight on tensor cores: C tile (blockIdx.x over n, blockIdx.y
+// over m) of group blockIdx.z % groups, reduction split blockIdx.z / groups, both operands
+// gathered through the Problem on raw 16-bit values (the next slab while this one computes),
+// fp32 accumulators stored as P::Out (16 bits, or fp32 partial sums).
+template <mma::Half H, class P>
+__global__ void __launch_bounds__(mma::TileTraits::kThreads)
+    conv_backward_mma_kernel(P prob, int groups, int k_per_split) {
+  using Tr = mma::TileTraits;
+  using AMap = GatherMap<Tr, Tr::kBM, P::kAKFastest>;
+  using BMap = GatherMap<Tr, Tr::kBN, P::kBKFastest>;
+  IRIS_SHARED(uint16_t, As, [2][Tr::kSlabElems]);
+  IRIS_SHARED(uint16_t, Bs, [2][Tr::kSlabElems]);
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int warp_m0 = (warp / Tr::kWarpsN) * Tr::kWarpM;
+  const int warp_n0 = (warp % Tr::kWarpsN) * Tr::kWarpN;
+  const int grp = static_cast<int>(blockIdx.z) % groups;
+  const int split = static_cast<int>(blockIdx.z) / groups;
+  const int m0 = static_cast<int>(blockIdx.y) * Tr::kBM;
+  const int n0 = static_cast<int>(blockIdx.x) * Tr::kBN;
+  const int M = prob.M(), N = prob.Ncols();
+  const int k_begin = split * k_per_split;
+  const int k_end = min(prob.K(), k_begin + k_per_split);
+  const mma::SlabLayout al{P::kAKFastest, AMap::kPitch}, bl{P::kBKFastest, BMap::kPitch};
+
+  // Outer-major operands: the thread's one row (A) / column (B), found once.
+  typename P::Row row = {};
+  typename P::Col col = {};
+  if (!P::kAKFastest && m0 + AMap::outer(tid, 0) < M) row = prob.row(grp, m0 + AMap::outer(tid, 0));
+  if (!P::kBKFastest && n0 + BMap::outer(tid, 0) < N) col = prob.col(grp, n0 + BMap::outer(tid, 0));
+  // Gathers go straight into the free buffer, not through registers held across the slab's
+  // mma: two 16-element prefetches (and their addresses) took ~245 registers, this ~70.
+  auto stage = [&](int buf, int k0) {
+    IRIS_CONV_GATHER_UNROLL
+    for (int i = 0; i < AMap::kCount; ++i) {
+      const int o = AMap::outer(tid, i), kk = AMap::inner(tid, i);
+      const int m = m0 + o, k = k0 + kk;
+      As[buf][AMap::at(o, kk)] =
+          m < M && k < k_end ? prob.a(P::kAKFastest ? prob.row(grp, m) : row, k) : uint16_t{0};
+    }
+    IRIS_CONV_GATHER_UNROLL
+    for (int i = 0; i < BMap::kCount; ++i) {
+      const int o = BMap::outer(tid, i), kk = BMap::inner(tid, i);
+      const int n = n0 + o, k = k0 + kk;
+      Bs[buf][BMap::at(o, kk)] =
+          n < N && k < k_end ? prob.b(P::kBKFastest ? prob.col(grp, n) : col, k) : uint16_t{0};
+    }
+  };
+
+  mma::Accumulators<Tr> acc;
+  acc.zero();
+  const int slabs = k_end > k_begin ? (k_end - k_begin + Tr::kBK - 1) / Tr::kBK : 0;
+  if (slabs > 0) stage(0, k_begin);
+  for (int s = 0; s < slabs; ++s) {
+    const int cur = s & 1;
+    // One barrier a slab: buffer cur was staged before it, and cur ^ 1 was last read before
+    // it (in the previous slab).
+    __syncthreads();
+    if (s + 1 < slabs) stage(cur ^ 1, k_begin + (s + 1) * Tr::kBK);
+    mma::warp_mma_slab<H, Tr>(acc, As[cur], al, Bs[cur], bl, warp_m0, warp_n0, lane);
+  }
+
+  IRIS_MMA_UNROLL
+  for (int j = 0; j < Tr::kFragsN; ++j) {
+    IRIS_MMA_UNROLL
+    for (int r = 0; r < 4; ++r) {
+      const int n = n0 + mma::Accumulators<Tr>::col(warp_n0, j, r, lane);
+      if (n >= N) continue;
+      const typename P::Col c = prob.col(grp, n);
+      IRIS_MMA_UNROLL
+      for (int i = 0; i < Tr::kFragsM; ++i) {
+        const int m = m0 + mma::Accumulators<Tr>::row(warp_m0, i, r, lane);
+        if (m >= M) continue;
+        if constexpr (std::is_same_v<typename P::Out, float>)
+          prob.store(grp, split, m, c, acc.c[i][j][r]);
+        else
+          prob.store(grp, split, m, c, mma::float_to_half<H>(acc.c[i][j][r]));
+      }
+    }
+  }
+}
+
+// How the reduction kernels read and write elements: float / double accumulate in their own
+// type; bf16 / fp16 (raw bits) accumulate in fp32 and round once on the way out.
 template <class T>
-__global__ void sum_splits_kernel(const T* __restrict__ partial, int splits, int64_t n,
-                                  T* __restrict__ out) {
+struct PlainElem {
+  using Stored = T;
+  using Acc = T;
+  IRIS_DEV static Acc load(T v) { return v; }
+  IRIS_DEV static T store(Acc v) { return v; }
+};
+template <mma::Half H>
+struct HalfElem {
+  using Stored = uint16_t;
+  using Acc = float;
+  IRIS_DEV static float load(uint16_t v) { return mma::half_to_float<H>(v); }
+  IRIS_DEV static uint16_t store(float v) { return mma::float_to_half<H>(v); }
+};
+
+// dweight[i] = sum over s of partial[s][i], in split order.
+template <class E>
+__global__ void sum_splits_kernel(const typename E::Acc* __restrict__ partial, int splits,
+                                  int64_t n, typename E::Stored* __restrict__ out) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    T s = T(0);
+    typename E::Acc s = 0;
     for (int k = 0; k < splits; ++k) s += partial[k * n + i];
-    out[i] = s;
+    out[i] = E::store(s);
   }
 }
 
 // dbias[c] = sum of dY[:, c, :, :]; one block per channel, a fixed-order tree in shared
 // memory.
-template <class T>
-__global__ void __launch_bounds__(ConvTraits<T>::kReduceThreads)
-    bias_grad_kernel(const T* __restrict__ dy, int N, int C, int plane, T* __restrict__ dbias) {
-  constexpr int kThreads = ConvTraits<T>::kReduceThreads;
-  IRIS_SHARED(T, part, [kThreads]);
+template <class E>
+__global__ void __launch_bounds__(ReduceTraits::kReduceThreads)
+    bias_grad_kernel(const typename E::Stored* __restrict__ dy, int N, int C, int plane,
+                     typename E::Stored* __restrict__ dbias) {
+  using Acc = typename E::Acc;
+  constexpr int kThreads = ReduceTraits::kReduceThreads;
+  IRIS_SHARED(Acc, part, [kThreads]);
   const int c = static_cast<int>(blockIdx.x), tid = static_cast<int>(threadIdx.x);
-  T s = T(0);
+  Acc s = 0;
   for (int n = 0; n < N; ++n) {
-    const T* row = dy + (static_cast<int64_t>(n) * C + c) * plane;
-    for (int p = tid; p < plane; p += kThreads) s += row[p];
+    const typename E::Stored* row = dy + (static_cast<int64_t>(n) * C + c) * plane;
+    for (int p = tid; p < plane; p += kThreads) s += E::load(row[p]);
   }
   part[tid] = s;
   __syncthreads();
   for (int half = kThreads / 2; half > 0; half /= 2) {
     if (tid < half) {
-      const T other = part[tid + half];
-      const T mine = part[tid];
+      const Acc other = part[tid + half];
+      const Acc mine = part[tid];
       part[tid] = mine + other;
     }
     __syncthreads();
   }
-  if (tid == 0) dbias[c] = part[0];
+  if (tid == 0) dbias[c] = E::store(part[0]);
 }
 
 template <class Fn>
@@ -481,40 +627,65 @@ ConvGeom make_geom(const char* op, const Tensor& input, const Tensor& weight, in
   return g;
 }
 
-template <class T, class P>
-void launch_implicit_gemm(const char* op, const P& prob, int groups, int splits, int k_per_split) {
-  using Tr = ConvTraits<T>;
-  const int64_t gx = (static_cast<int64_t>(prob.Ncols()) + Tr::kBN - 1) / Tr::kBN;
-  const int64_t gy = (static_cast<int64_t>(prob.M()) + Tr::kBM - 1) / Tr::kBM;
+// The grid of an implicit GEMM with kBM x kBN tiles over (groups x splits) in z; a zero
+// extent when there is nothing to compute.
+template <int kBM, int kBN, class P>
+dim3 gemm_grid(const char* op, const P& prob, int groups, int splits) {
+  const int64_t gx = (static_cast<int64_t>(prob.Ncols()) + kBN - 1) / kBN;
+  const int64_t gy = (static_cast<int64_t>(prob.M()) + kBM - 1) / kBM;
   const int64_t gz = static_cast<int64_t>(groups) * splits;
   IRIS_CHECK(gy <= kMaxGridYZ && gz <= kMaxGridYZ, op, ": ", prob.M(), " channels per group x ",
              groups, " groups exceed the cuda grid limits");
-  if (gx == 0 || gy == 0 || gz == 0) return;
-  IRIS_LAUNCH((implicit_gemm_kernel<T, P>),
-              dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
-              dim3(Tr::kThreads), 0, nullptr, prob, groups, k_per_split);
+  return dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz));
 }
 
+bool empty_grid(const dim3& grid) { return grid.x == 0 || grid.y == 0 || grid.z == 0; }
+
+template <class T, class P>
+void launch_implicit_gemm(const char* op, const P& prob, int groups, int splits, int k_per_split) {
+  using Tr = ConvTraits<T>;
+  const dim3 grid = gemm_grid<Tr::kBM, Tr::kBN>(op, prob, groups, splits);
+  if (empty_grid(grid)) return;
+  IRIS_LAUNCH((implicit_gemm_kernel<T, P>), grid, dim3(Tr::kThreads), 0, nullptr, prob, groups,
+              k_per_split);
+}
+
+template <mma::Half H, class P>
+void launch_backward_mma(const char* op, const P& prob, int groups, int splits, int k_per_split) {
+  using Tr = mma::TileTraits;
+  const dim3 grid = gemm_grid<Tr::kBM, Tr::kBN>(op, prob, groups, splits);
+  if (empty_grid(grid)) return;
+  IRIS_LAUNCH((conv_backward_mma_kernel<H, P>), grid, dim3(Tr::kThreads), 0, nullptr, prob, groups,
+              k_per_split);
+}
+
+// Runs fn.template operator()<H>() for bf16 / fp16 and returns true; false for other dtypes.
+template <class Fn>
+bool with_half(DType dt, Fn&& fn) {
+  if (dt == DType::bf16)
+    fn.template operator()<mma::Half::kBf16>();
+  else if (dt == DType::f16)
+    fn.template operator()<mma::Half::kF16>();
+  else
+    return false;
+  return true;
+}
+
+uint16_t* bits(const Tensor& t) {
+  return t.defined() ? static_cast<uint16_t*>(t.raw_data()) : nullptr;
+}
+
+template <mma::Half H>
 void launch_forward_mma(const ConvGeom& g, const Tensor& input, const Tensor& weight,
                         const Tensor& bias, const Tensor& out) {
   using Tr = mma::TileTraits;
-  auto bits = [](const Tensor& t) { return static_cast<uint16_t*>(t.raw_data()); };
-  const ForwardProblem<uint16_t> prob{g, bits(input), bits(weight),
-                                      bias.defined() ? bits(bias) : nullptr, bits(out)};
+  const ForwardProblem<uint16_t> prob{g, bits(input), bits(weight), bits(bias), bits(out)};
   // cp.async moves 16-byte chunks of weight rows: K and the base must keep them aligned.
   const bool w_async =
       prob.K() % Tr::kChunk == 0 && reinterpret_cast<uintptr_t>(weight.raw_data()) % 16 == 0;
-  const int64_t gx = (static_cast<int64_t>(prob.Ncols()) + Tr::kBN - 1) / Tr::kBN;
-  const int64_t gy = (static_cast<int64_t>(prob.M()) + Tr::kBM - 1) / Tr::kBM;
-  IRIS_CHECK(gy <= kMaxGridYZ && g.G <= kMaxGridYZ, "conv2d: ", prob.M(), " channels per group x ",
-             g.G, " groups exceed the cuda grid limits");
-  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(g.G));
-  if (out.dtype() == DType::bf16)
-    IRIS_LAUNCH(conv_forward_mma_kernel<mma::Half::kBf16>, grid, dim3(Tr::kThreads), 0, nullptr,
-                prob, w_async);
-  else
-    IRIS_LAUNCH(conv_forward_mma_kernel<mma::Half::kF16>, grid, dim3(Tr::kThreads), 0, nullptr,
-                prob, w_async);
+  const dim3 grid = gemm_grid<Tr::kBM, Tr::kBN>("conv2d", prob, g.G, 1);
+  if (empty_grid(grid)) return;
+  IRIS_LAUNCH(conv_forward_mma_kernel<H>, grid, dim3(Tr::kThreads), 0, nullptr, prob, w_async);
 }
 
 void conv2d_forward_cuda(const Tensor& input, const Tensor& weight, const Tensor& bias,
@@ -522,10 +693,9 @@ void conv2d_forward_cuda(const Tensor& input, const Tensor& weight, const Tensor
   const char* op = "conv2d";
   if (out.numel() == 0) return;
   const ConvGeom g = make_geom(op, input, weight, out.size(2), out.size(3), p);
-  if (out.dtype() == DType::bf16 || out.dtype() == DType::f16) {
-    launch_forward_mma(g, input, weight, bias, out);
+  if (with_half(out.dtype(),
+                [&]<mma::Half H>() { launch_forward_mma<H>(g, input, weight, bias, out); }))
     return;
-  }
   dispatch_float(out.dtype(), op, [&]<class T>() {
     ForwardProblem<T> prob{g, input.data<T>(), weight.data<T>(),
                            bias.defined() ? bias.data<T>() : nullptr, out.data<T>()};
@@ -538,10 +708,44 @@ void conv2d_backward_data_cuda(const Tensor& dout, const Tensor& weight,
   const char* op = "conv2d_backward_data";
   if (dinp.numel() == 0) return;
   const ConvGeom g = make_geom(op, dinp, weight, dout.size(2), dout.size(3), p);
+  if (with_half(dinp.dtype(), [&]<mma::Half H>() {
+        const BackwardDataProblem<uint16_t> prob{g, bits(dout), bits(weight), bits(dinp)};
+        launch_backward_mma<H>(op, prob, g.G, 1, prob.K());
+      }))
+    return;
   dispatch_float(dinp.dtype(), op, [&]<class T>() {
     BackwardDataProblem<T> prob{g, dout.data<T>(), weight.data<T>(), dinp.data<T>()};
     launch_implicit_gemm<T>(op, prob, g.G, 1, prob.K());
   });
+}
+
+// The weight gradient's reduction over Q = N OH OW columns in splits of whole slabs.
+struct SplitPlan {
+  int splits, per_split;
+};
+SplitPlan split_reduction(int64_t Q, int slab) {
+  using Tr = ReduceTraits;
+  const int64_t want =
+      std::clamp<int64_t>((Q + Tr::kSplitColumns - 1) / Tr::kSplitColumns, 1, Tr::kMaxSplits);
+  const int64_t per_split = std::max<int64_t>((Q + want * slab - 1) / (want * slab) * slab, slab);
+  const int64_t used = (Q + per_split - 1) / per_split;
+  return {static_cast<int>(std::max<int64_t>(used, 1)), static_cast<int>(per_split)};
+}
+
+// dweight = the splits' partial sums added in split order (E says how to read and write).
+template <class E>
+void launch_sum_splits(const typename E::Acc* partial, int splits, int64_t n,
+                       typename E::Stored* out) {
+  constexpr int kThreads = 256;
+  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 4096);
+  IRIS_LAUNCH(sum_splits_kernel<E>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, nullptr,
+              partial, splits, n, out);
+}
+
+template <class E>
+void launch_bias_grad(const ConvGeom& g, const typename E::Stored* dy, typename E::Stored* dbias) {
+  IRIS_LAUNCH(bias_grad_kernel<E>, dim3(static_cast<unsigned>(g.Cout)),
+              dim3(ReduceTraits::kReduceThreads), 0, nullptr, dy, g.N, g.Cout, g.OH * g.OW, dbias);
 }
 
 void conv2d_backward_weight_cuda(const Tensor& dout, const Tensor& input,
@@ -550,32 +754,28 @@ void conv2d_backward_weight_cuda(const Tensor& dout, const Tensor& input,
   const char* op = "conv2d_backward_weight";
   if (dweight.numel() == 0) return;
   const ConvGeom g = make_geom(op, input, dweight, dout.size(2), dout.size(3), p);
+  const int64_t Q = static_cast<int64_t>(g.N) * g.OH * g.OW, n = dweight.numel();
+  // 16 bits: fp32 partial sums (even for one split), rounded once by the second stage.
+  if (with_half(dweight.dtype(), [&]<mma::Half H>() {
+        const SplitPlan sp = split_reduction(Q, mma::TileTraits::kBK);
+        const Tensor partial = Tensor::empty({sp.splits, n}, DType::f32, dweight.device());
+        const BackwardWeightProblem<uint16_t, float> prob{g, bits(dout), bits(input),
+                                                          partial.data<float>()};
+        launch_backward_mma<H>(op, prob, g.G, sp.splits, sp.per_split);
+        launch_sum_splits<HalfElem<H>>(partial.data<float>(), sp.splits, n, bits(dweight));
+        if (dbias.defined()) launch_bias_grad<HalfElem<H>>(g, bits(dout), bits(dbias));
+      }))
+    return;
   dispatch_float(dweight.dtype(), op, [&]<class T>() {
-    using Tr = ConvTraits<T>;
-    const int64_t Q = static_cast<int64_t>(g.N) * g.OH * g.OW;
-    const int64_t splits =
-        std::clamp<int64_t>((Q + Tr::kSplitColumns - 1) / Tr::kSplitColumns, 1, Tr::kMaxSplits);
-    // Each split a whole number of slabs.
-    const int64_t per_split =
-        std::max<int64_t>((Q + splits * Tr::kBK - 1) / (splits * Tr::kBK) * Tr::kBK, Tr::kBK);
-    const int used = static_cast<int>((Q + per_split - 1) / per_split);
-    const int nsplit = std::max(used, 1);
-    const int64_t n = dweight.numel();
-    Tensor partial = nsplit == 1 ? dweight
-                                 : Tensor::empty({static_cast<int64_t>(nsplit), n}, dweight.dtype(),
-                                                 dweight.device());
+    const SplitPlan sp = split_reduction(Q, ConvTraits<T>::kBK);
+    Tensor partial = sp.splits == 1 ? dweight
+                                    : Tensor::empty({static_cast<int64_t>(sp.splits), n},
+                                                    dweight.dtype(), dweight.device());
     BackwardWeightProblem<T> prob{g, dout.data<T>(), input.data<T>(), partial.data<T>()};
-    launch_implicit_gemm<T>(op, prob, g.G, nsplit, static_cast<int>(per_split));
-    if (nsplit > 1) {
-      constexpr int kThreads = 256;
-      const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 4096);
-      IRIS_LAUNCH(sum_splits_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0,
-                  nullptr, partial.data<T>(), nsplit, n, dweight.data<T>());
-    }
-    if (dbias.defined())
-      IRIS_LAUNCH(bias_grad_kernel<T>, dim3(static_cast<unsigned>(g.Cout)),
-                  dim3(Tr::kReduceThreads), 0, nullptr, dout.data<T>(), g.N, g.Cout, g.OH * g.OW,
-                  dbias.data<T>());
+    launch_implicit_gemm<T>(op, prob, g.G, sp.splits, sp.per_split);
+    if (sp.splits > 1)
+      launch_sum_splits<PlainElem<T>>(partial.data<T>(), sp.splits, n, dweight.data<T>());
+    if (dbias.defined()) launch_bias_grad<PlainElem<T>>(g, dout.data<T>(), dbias.data<T>());
   });
 }
 

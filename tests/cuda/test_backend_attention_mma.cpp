@@ -3,7 +3,7 @@
 // same precision (scores, probabilities and output each rounded to 16 bits), for head dims
 // 32/64/128, causal, per-sample lengths, key padding and Lq != Lk, on shapes that are not
 // multiples of the tiles; short query sets (the packed kernel: several (batch, head) pairs per
-// block) and long ones. The backward by the same rule (head dims 32, 64), and autocast.
+// block) and long ones. The backward by the same rule (head dims 32, 64, 128), and autocast.
 #include <array>
 #include <cmath>
 #include <limits>
@@ -131,7 +131,7 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   return worst;
 }
 
-// Backward on tensor cores (head dims 32, 64): each gradient's error against fp64 gradients
+// Backward on tensor cores (head dims 32, 64, 128): each gradient's error against fp64 gradients
 // of the same 16-bit inputs is at most twice that of the naive backward in 16 bits (S, P,
 // dP, dS and each product rounded to 16 bits when materialised).
 TEST(BackendAttentionMma, BackwardWithinTwiceTheNaive16BitError) {
@@ -139,7 +139,13 @@ TEST(BackendAttentionMma, BackwardWithinTwiceTheNaive16BitError) {
   const Case cases[] = {{2, 2, 21, 35, 64, true, false, false},
                         {1, 3, 70, 45, 32, false, true, true},
                         {2, 1, 40, 23, 64, true, true, false},
-                        {2, 2, 16, 77, 64, false, false, true}};
+                        {2, 2, 16, 77, 64, false, false, true},
+                        // d = 128 (16-row steps, fragments re-read from shared memory): more
+                        // keys than a 64-key block, more queries than a 64-row block, Lq > Lk
+                        // causal (bottom-right), per-sample lengths and key padding
+                        {1, 2, 37, 83, 128, true, false, false},
+                        {2, 1, 29, 41, 128, false, true, true},
+                        {2, 1, 70, 19, 128, true, true, true}};
   uint64_t seed = 100;
   for (const Case& c : cases) {
     for (DType dt : {DType::bf16, DType::f16}) {

@@ -2,8 +2,11 @@
 // `ctest -L cuda`) against the CPU backend, each direction through the kernel tables and
 // the op through autograd, on shapes that are not multiples of the 64x64x16 tiles, with
 // stride, padding, dilation, groups (depthwise included), bias and no bias. bf16 / fp16
-// forward (tensor cores) against an fp32 CPU reference on the 16-bit-rounded inputs.
+// forward (tensor cores) against an fp32 CPU reference on the 16-bit-rounded inputs, and the
+// bf16 / fp16 backward (tensor cores) against fp64 by the twice-the-naive-error rule.
+#include <array>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -208,6 +211,108 @@ TEST(BackendConv, HalfForwardOnTensorCoresMatchesAnFp32Reference) {
         naive_err = std::max(naive_err, std::fabs(static_cast<double>(naive[i]) - want[i]));
       }
       EXPECT_LE(err, 2 * naive_err) << "kernel error " << err << ", naive " << naive_err;
+    }
+  }
+}
+
+// The naive backward in the 16-bit type, tap by tap: every product and partial sum of dx,
+// dw and db rounded.
+struct HalfGrads {
+  std::vector<float> dx, dw, db;
+};
+HalfGrads naive_half_backward(const ConvCase& c, DType dt, const std::vector<float>& x,
+                              const std::vector<float>& w, const std::vector<float>& dy) {
+  const Shape os = out_shape(c);
+  const int64_t OH = os[2], OW = os[3], G = c.p.groups, Cin_g = c.Cin / G, Cout_g = c.Cout / G;
+  HalfGrads g{std::vector<float>(x.size()), std::vector<float>(w.size()),
+              std::vector<float>(static_cast<size_t>(c.Cout))};
+  for (int64_t n = 0; n < c.N; ++n)
+    for (int64_t co = 0; co < c.Cout; ++co)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const float d = dy[((n * c.Cout + co) * OH + oh) * OW + ow];
+          g.db[co] = round_to(dt, g.db[co] + d);
+          for (int64_t ci = 0; ci < Cin_g; ++ci)
+            for (int64_t kh = 0; kh < c.kH; ++kh)
+              for (int64_t kw = 0; kw < c.kW; ++kw) {
+                const int64_t ih = oh * c.p.stride_h - c.p.pad_h + kh * c.p.dilation_h;
+                const int64_t iw = ow * c.p.stride_w - c.p.pad_w + kw * c.p.dilation_w;
+                if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                const int64_t xi = ((n * c.Cin + co / Cout_g * Cin_g + ci) * c.H + ih) * c.W + iw;
+                const int64_t wi = ((co * Cin_g + ci) * c.kH + kh) * c.kW + kw;
+                g.dx[xi] = round_to(dt, g.dx[xi] + round_to(dt, w[wi] * d));
+                g.dw[wi] = round_to(dt, g.dw[wi] + round_to(dt, x[xi] * d));
+              }
+        }
+  return g;
+}
+
+double max_abs_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double e = std::fabs(static_cast<double>(got[i]) - want[i]);
+    worst = std::isnan(e) ? std::numeric_limits<double>::infinity() : std::max(worst, e);
+  }
+  return worst;
+}
+
+// bf16 / fp16 backward-data and backward-weight (and bias) on tensor cores, through the
+// tables: each gradient's largest error against an fp64 reference on the same 16-bit inputs is
+// at most twice the naive 16-bit computation's. Through autograd, a 16-bit conv2d on the
+// device gives the same gradients bit for bit (the kernels are deterministic).
+TEST(BackendConv, HalfBackwardOnTensorCoresWithinTwiceTheNaiveError) {
+  IRIS_REQUIRE_CUDA();
+  const Device cpu = Device::cpu();
+  for (DType dt : {DType::bf16, DType::f16}) {
+    for (size_t ci = 0; ci < cases().size(); ++ci) {
+      const ConvCase& c = cases()[ci];
+      SCOPED_TRACE(std::string(c.name) + " " + dtype_name(dt));
+      const Operands o(c, DType::f32);
+      const Tensor x16 = o.x.to(dt), w16 = o.w.to(dt), dy16 = o.dy.to(dt);
+      const Tensor xg = x16.to(kCuda), wg = w16.to(kCuda), dyg = dy16.to(kCuda);
+      Tensor dxg = Tensor::empty(o.x.shape(), dt, kCuda),
+             dwg = Tensor::empty(o.w.shape(), dt, kCuda);
+      Tensor dbg = c.bias ? Tensor::empty({c.Cout}, dt, kCuda) : Tensor();
+      kernels::conv2d_backward_data_table().get(kCuda)(dyg, wg, c.p, dxg);
+      kernels::conv2d_backward_weight_table().get(kCuda)(dyg, xg, c.p, dwg, dbg);
+      EXPECT_EQ(dxg.dtype(), dt);
+
+      const Tensor xr = x16.to(DType::f64), wr = w16.to(DType::f64), dyr = dy16.to(DType::f64);
+      Tensor dxr = Tensor::empty(o.x.shape(), DType::f64),
+             dwr = Tensor::empty(o.w.shape(), DType::f64);
+      Tensor dbr = Tensor::empty({c.Cout}, DType::f64);
+      kernels::conv2d_backward_data_table().get(cpu)(dyr, wr, c.p, dxr);
+      kernels::conv2d_backward_weight_table().get(cpu)(dyr, xr, c.p, dwr, dbr);
+      const HalfGrads naive = naive_half_backward(c, dt, x16.to(DType::f32).to_vector<float>(),
+                                                  w16.to(DType::f32).to_vector<float>(),
+                                                  dy16.to(DType::f32).to_vector<float>());
+      struct Grad {
+        const char* name;
+        Tensor got, ref;
+        const std::vector<float>& naive;
+      };
+      std::vector<Grad> grads = {{"dx", dxg, dxr, naive.dx}, {"dw", dwg, dwr, naive.dw}};
+      if (c.bias) grads.push_back({"db", dbg, dbr, naive.db});
+      for (const Grad& g : grads) {
+        const std::vector<double> ref = g.ref.to_vector<double>();
+        const double err = max_abs_error(g.got.to(DType::f32).to(cpu).to_vector<float>(), ref);
+        const double naive_err = max_abs_error(g.naive, ref);
+        EXPECT_LE(err, 2 * naive_err) << g.name << ": kernel " << err << ", naive " << naive_err;
+        EXPECT_GT(naive_err, 0) << g.name;
+      }
+
+      if (ci != 1 && ci != 3) continue;  // autograd: stride + padding, groups with bias
+      auto leaf = [](const Tensor& v) { return v.detach().set_requires_grad(true); };
+      Tensor xa = leaf(xg), wa = leaf(wg), ba = c.bias ? leaf(o.b.to(dt).to(kCuda)) : Tensor();
+      const std::array<int64_t, 2> stride{c.p.stride_h, c.p.stride_w}, pad{c.p.pad_h, c.p.pad_w},
+          dil{c.p.dilation_h, c.p.dilation_w};
+      conv2d(xa, wa, ba, stride, pad, dil, c.p.groups).backward(dyg);
+      ASSERT_EQ(xa.grad().dtype(), dt);
+      EXPECT_CLOSE(xa.grad().to(DType::f32), dxg.to(DType::f32), 0, 0) << "autograd dx";
+      EXPECT_CLOSE(wa.grad().to(DType::f32), dwg.to(DType::f32), 0, 0) << "autograd dw";
+      if (c.bias) {
+        EXPECT_CLOSE(ba.grad().to(DType::f32), dbg.to(DType::f32), 0, 0) << "autograd db";
+      }
     }
   }
 }
