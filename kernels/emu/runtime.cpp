@@ -1,6 +1,6 @@
-// The emulated device runtime: configuration, registered device memory,
-// streams and the grid launch (blocks in a seeded shuffled order, handed to
-// the iris thread pool one block per OS thread at a time).
+// The emulated device runtime: configuration, registered device and pinned host
+// memory, and the grid launch (blocks in a seeded shuffled order, handed to the
+// iris thread pool one block per OS thread at a time); streams.cpp queues work.
 #include "kernels/emu/runtime.h"
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include "core/parallel.h"
 #include "kernels/emu/block_state.h"
 #include "kernels/emu/scheduler.h"
+#include "kernels/emu/stream_queue.h"
 
 namespace iris::emu {
 namespace {
@@ -47,20 +48,23 @@ struct Registry {
   std::mutex mu;
   std::map<uintptr_t, size_t> allocs;
   size_t bytes = 0;
+  std::map<uintptr_t, size_t> pinned;  // host_alloc'd ranges
 };
 Registry& registry() {
   static Registry r;
   return r;
 }
 
-// True when [p, p+n) lies inside one live allocation (the caller holds the lock).
-bool inside_allocation(Registry& r, const void* p, size_t n) {
+bool inside(const std::map<uintptr_t, size_t>& m, const void* p, size_t n) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  auto it = r.allocs.upper_bound(a);
-  if (it == r.allocs.begin()) return false;
+  auto it = m.upper_bound(a);
+  if (it == m.begin()) return false;
   --it;
   return a >= it->first && a + n <= it->first + it->second && a + n >= a;
 }
+
+// True when [p, p+n) lies inside one live allocation (the caller holds the lock).
+bool inside_allocation(Registry& r, const void* p, size_t n) { return inside(r.allocs, p, n); }
 
 bool overlaps_allocation(Registry& r, const void* p) { return inside_allocation(r, p, 1); }
 
@@ -106,6 +110,7 @@ void* malloc(size_t bytes) {
 
 void free(void* ptr) {
   if (!ptr) return;
+  detail::run_all_pending();  // cudaFree synchronises the device
   Registry& r = registry();
   {
     std::lock_guard<std::mutex> lk(r.mu);
@@ -130,38 +135,49 @@ size_t device_bytes_in_use() {
   return r.bytes;
 }
 
-void memcpy(void* dst, const void* src, size_t bytes, CopyKind kind) {
-  if (bytes == 0) return;
+namespace detail {
+
+void check_copy(void* dst, const void* src, size_t bytes, CopyKind kind, bool* dst_device,
+                bool* src_device) {
   IRIS_CHECK(dst && src, "emu::memcpy: null pointer (dst ", dst, ", src ", src, ")");
   Registry& r = registry();
-  {
-    std::lock_guard<std::mutex> lk(r.mu);
-    const bool dst_dev = overlaps_allocation(r, dst), src_dev = overlaps_allocation(r, src);
-    bool want_dst_dev = dst_dev, want_src_dev = src_dev;
-    switch (kind) {
-      case CopyKind::HostToHost:
-        want_dst_dev = want_src_dev = false;
-        break;
-      case CopyKind::HostToDevice:
-        want_dst_dev = true, want_src_dev = false;
-        break;
-      case CopyKind::DeviceToHost:
-        want_dst_dev = false, want_src_dev = true;
-        break;
-      case CopyKind::DeviceToDevice:
-        want_dst_dev = want_src_dev = true;
-        break;
-      case CopyKind::Default:
-        break;
-    }
-    IRIS_CHECK(want_dst_dev == dst_dev && want_src_dev == src_dev, "emu::memcpy (", kind_name(kind),
-               "): destination is ", dst_dev ? "device" : "host", " memory and source is ",
-               src_dev ? "device" : "host", " memory");
-    IRIS_CHECK(!dst_dev || inside_allocation(r, dst, bytes), "emu::memcpy: destination range [",
-               dst, ", +", bytes, ") runs past the end of its device allocation");
-    IRIS_CHECK(!src_dev || inside_allocation(r, src, bytes), "emu::memcpy: source range [", src,
-               ", +", bytes, ") runs past the end of its device allocation");
+  std::lock_guard<std::mutex> lk(r.mu);
+  const bool dst_dev = overlaps_allocation(r, dst), src_dev = overlaps_allocation(r, src);
+  bool want_dst_dev = dst_dev, want_src_dev = src_dev;
+  switch (kind) {
+    case CopyKind::HostToHost:
+      want_dst_dev = want_src_dev = false;
+      break;
+    case CopyKind::HostToDevice:
+      want_dst_dev = true, want_src_dev = false;
+      break;
+    case CopyKind::DeviceToHost:
+      want_dst_dev = false, want_src_dev = true;
+      break;
+    case CopyKind::DeviceToDevice:
+      want_dst_dev = want_src_dev = true;
+      break;
+    case CopyKind::Default:
+      break;
   }
+  IRIS_CHECK(want_dst_dev == dst_dev && want_src_dev == src_dev, "emu::memcpy (", kind_name(kind),
+             "): destination is ", dst_dev ? "device" : "host", " memory and source is ",
+             src_dev ? "device" : "host", " memory");
+  IRIS_CHECK(!dst_dev || inside_allocation(r, dst, bytes), "emu::memcpy: destination range [", dst,
+             ", +", bytes, ") runs past the end of its device allocation");
+  IRIS_CHECK(!src_dev || inside_allocation(r, src, bytes), "emu::memcpy: source range [", src,
+             ", +", bytes, ") runs past the end of its device allocation");
+  *dst_device = dst_dev;
+  *src_device = src_dev;
+}
+
+}  // namespace detail
+
+void memcpy(void* dst, const void* src, size_t bytes, CopyKind kind) {
+  if (bytes == 0) return;
+  bool dst_dev = false, src_dev = false;
+  detail::check_copy(dst, src, bytes, kind, &dst_dev, &src_dev);
+  detail::run_all_pending();
   std::memmove(dst, src, bytes);
 }
 
@@ -173,28 +189,46 @@ void memset(void* dst, int value, size_t bytes) {
     IRIS_CHECK(inside_allocation(r, dst, bytes), "emu::memset: [", dst, ", +", bytes,
                ") is not inside one device allocation");
   }
+  detail::run_all_pending();
   std::memset(dst, value, bytes);
 }
 
-void synchronize() {}
+void synchronize() { detail::run_all_pending(); }
 
-struct StreamImpl {
-  int id;
-};
-
-Stream stream_create() {
-  static std::atomic<int> next{1};
-  return new StreamImpl{next++};
+void* host_alloc(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = ::operator new(bytes, std::align_val_t(kDeviceAlign), std::nothrow);
+  IRIS_CHECK(p != nullptr, "emu::host_alloc: out of memory allocating ", bytes, " bytes");
+  std::memset(p, detail::EmuTraits::kPoison, bytes);
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lk(r.mu);
+  r.pinned[reinterpret_cast<uintptr_t>(p)] = bytes;
+  return p;
 }
-void stream_destroy(Stream s) { delete s; }
-void stream_synchronize(Stream) {}
-void memcpy_async(void* dst, const void* src, size_t bytes, CopyKind kind, Stream) {
-  memcpy(dst, src, bytes, kind);
+
+void host_free(void* ptr) {
+  if (!ptr) return;
+  detail::run_all_pending();
+  Registry& r = registry();
+  {
+    std::lock_guard<std::mutex> lk(r.mu);
+    IRIS_CHECK(r.pinned.erase(reinterpret_cast<uintptr_t>(ptr)) == 1, "emu::host_free: ", ptr,
+               " is not the start of a live pinned allocation");
+  }
+  ::operator delete(ptr, std::align_val_t(kDeviceAlign));
+}
+
+bool is_pinned_pointer(const void* ptr) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lk(r.mu);
+  return inside(r.pinned, ptr, 1);
 }
 
 namespace detail {
 
-void run_grid(const KernelCall& call, dim3 grid, dim3 block, size_t dynamic_shared_bytes, Stream) {
+namespace {
+
+void check_launch(const KernelCall& call, dim3 grid, dim3 block, size_t dynamic_shared_bytes) {
   using T = EmuTraits;
   IRIS_CHECK(!inside_kernel(), "emu: kernel '", call.name,
              "' launched from device code (dynamic parallelism is not emulated)");
@@ -209,7 +243,10 @@ void run_grid(const KernelCall& call, dim3 grid, dim3 block, size_t dynamic_shar
   IRIS_CHECK(dynamic_shared_bytes <= T::kMaxSharedPerBlock, "emu: kernel '", call.name,
              "': ", dynamic_shared_bytes, " bytes of dynamic shared memory exceed the ",
              T::kMaxSharedPerBlock, "-byte limit per block");
-  const Config cfg = config();
+}
+
+void run_grid(const KernelCall& call, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
+              const Config& cfg) {
   const uint64_t nblocks = static_cast<uint64_t>(grid.x) * grid.y * grid.z;
   std::vector<uint64_t> order(nblocks);
   std::iota(order.begin(), order.end(), uint64_t{0});
@@ -244,6 +281,21 @@ void run_grid(const KernelCall& call, dim3 grid, dim3 block, size_t dynamic_shar
       for (int64_t w = b; w < e; ++w) work();
     });
   }
+}
+
+}  // namespace
+
+void submit_grid(const KernelCall& call, std::shared_ptr<const void> keep, dim3 grid, dim3 block,
+                 size_t dynamic_shared_bytes, Stream stream) {
+  check_launch(call, grid, block, dynamic_shared_bytes);
+  const Stream s = stream ? stream : current_stream();
+  if (!s) {  // the legacy stream: as before streams existed, the launch runs now
+    run_all_pending();
+    return run_grid(call, grid, block, dynamic_shared_bytes, config());
+  }
+  submit(s, [call, keep = std::move(keep), grid, block, dynamic_shared_bytes, cfg = config()] {
+    run_grid(call, grid, block, dynamic_shared_bytes, cfg);
+  });
 }
 
 }  // namespace detail
