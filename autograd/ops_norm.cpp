@@ -26,11 +26,19 @@ void check_param(const char* op, const char* name, const Tensor& p, const Shape&
              " does not match the input ", x.desc());
 }
 
+// layer_norm also takes bf16/f16 inputs; their statistics (mean, rstd) are float32.
+DType check_layer_norm_input(const Tensor& x) {
+  IRIS_CHECK(x.defined(), "layer_norm: undefined input");
+  IRIS_CHECK(is_floating(x.dtype()), "layer_norm: expected a float32 or float64 input, got ",
+             x.desc(), " (bfloat16 and float16 are accepted too)");
+  return x.dtype() == DType::bf16 || x.dtype() == DType::f16 ? DType::f32 : x.dtype();
+}
+
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
-  check_float_input("layer_norm", x);
+  const DType stats_dtype = check_layer_norm_input(x);
   const int64_t k = static_cast<int64_t>(normalized_shape.size());
   IRIS_CHECK(k >= 1, "layer_norm: normalized_shape must have at least one dim, got []");
   IRIS_CHECK(x.dim() >= k && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape,
@@ -45,8 +53,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   const Tensor w1 = weight.defined() ? view_dense(dense(weight), {N}) : Tensor();
   const Tensor b1 = bias.defined() ? view_dense(dense(bias), {N}) : Tensor();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor mean = Tensor::empty({M}, x.dtype(), x.device());
-  Tensor rstd = Tensor::empty({M}, x.dtype(), x.device());
+  Tensor mean = Tensor::empty({M}, stats_dtype, x.device());
+  Tensor rstd = Tensor::empty({M}, stats_dtype, x.device());
   kernels::layer_norm_forward_table().get(x.device())(x2, w1, b1, eps, view_dense(out, {M, N}), mean,
                                                       rstd);
   if (autograd::any_requires_grad({&x, &weight, &bias}))

@@ -77,7 +77,10 @@ Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   if (autograd::any_requires_grad({&x}))
     autograd::record("mean", {x}, {out}, [s = x.shape(), dims](const BackwardCtx& c) {
       const double n = static_cast<double>(reduced_count(s, dims));
-      return std::vector<Tensor>{expand_back(c.grad() / n, s, dims)};
+      // A 16-bit n is inexact (bf16 past 256): scale by the reciprocal, rounded once, instead.
+      const DType dt = c.grad().dtype();
+      const bool half = dt == DType::bf16 || dt == DType::f16;
+      return std::vector<Tensor>{expand_back(half ? c.grad() * (1.0 / n) : c.grad() / n, s, dims)};
     });
   return out;
 }

@@ -9,7 +9,6 @@
 
 namespace iris {
 
-using autograd::check_float_input;
 using autograd::dense;
 using autograd::view_dense;
 
@@ -18,9 +17,16 @@ using autograd::Saved;
 
 namespace {
 
+// These ops also take bf16/f16: the kernels keep max, sums and lse in fp32.
+void check_floating_input(const char* op, const Tensor& x) {
+  IRIS_CHECK(x.defined(), op, ": undefined input");
+  IRIS_CHECK(is_floating(x.dtype()), op, ": expected a float32 or float64 input, got ", x.desc(),
+             " (bfloat16 and float16 are accepted too)");
+}
+
 Tensor softmax_op(const Tensor& x, int64_t dim, bool log) {
   const char* name = log ? "log_softmax" : "softmax";
-  check_float_input(name, x);
+  check_floating_input(name, x);
   dim = wrap_dim(dim, x.dim(), name);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   kernels::softmax_forward_table().get(x.device())(dense(x), dim, log, out);
@@ -51,7 +57,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_op(x, dim, tru
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                      double label_smoothing, std::string_view reduction) {
-  check_float_input("cross_entropy", logits);
+  check_floating_input("cross_entropy", logits);
   IRIS_CHECK(target.defined() && target.dtype() == DType::i64,
              "cross_entropy: target must be int64 class indices, got ", target.desc());
   IRIS_CHECK(target.device() == logits.device(), "cross_entropy: target ", target.desc(),
@@ -74,8 +80,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   const int64_t C = logits.dim() == 1 ? logits.size(0) : logits.size(1);
   int64_t S = 1;
   for (int64_t d = 2; d < logits.dim(); ++d) S *= logits.size(d);
+  // 16-bit logits: lse, the count and the mean's sum in float32 (a bf16 count is inexact past
+  // 256); the loss itself keeps the logits' dtype.
+  const bool half = logits.dtype() == DType::bf16 || logits.dtype() == DType::f16;
+  const DType acc_dtype = half ? DType::f32 : logits.dtype();
   Tensor loss = Tensor::empty(target.shape(), logits.dtype(), logits.device());
-  Tensor lse = Tensor::empty({N, S}, logits.dtype(), logits.device());
+  Tensor lse = Tensor::empty({N, S}, acc_dtype, logits.device());
   const Tensor logits3 = view_dense(dense(logits), {N, C, S});
   const Tensor target2 = view_dense(dense(target), {N, S});
   kernels::cross_entropy_forward_table().get(logits.device())(
@@ -90,8 +100,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     } else {
       const Tensor ignore =
           Tensor::scalar(static_cast<double>(ignore_index), DType::i64, target.device());
-      count = sum(ne(target, ignore).to(logits.dtype()));
-      out = div(sum(loss), count);  // 0 / 0 = NaN when every target is ignored, as PyTorch
+      count = sum(ne(target, ignore).to(acc_dtype));
+      // 0 / 0 = NaN when every target is ignored, as PyTorch
+      out = div(sum(loss.to(acc_dtype)), count).to(logits.dtype());
     }
   }
   if (autograd::any_requires_grad({&logits}))
@@ -105,7 +116,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
           if (red == Reduction::none) {
             dloss = view_dense(dense(c.grad()), {N, S});
           } else {
-            const Tensor g = red == Reduction::mean ? div(c.grad(), count) : dense(c.grad());
+            const Tensor g = red == Reduction::mean
+                                 ? div(c.grad().to(count.dtype()), count).to(x.dtype())
+                                 : dense(c.grad());
             dloss = g.as_strided({N, S}, {0, 0}, g.offset());
           }
           Tensor dx = Tensor::empty(shape, x.dtype(), x.device());

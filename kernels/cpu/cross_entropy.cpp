@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/elementwise.h"
 #include "kernels/softmax.h"
 
 namespace iris::kernels {
@@ -118,8 +119,27 @@ void for_each_slice(const Params& p, Row row, Strip strip) {
                });
 }
 
+bool is_half(DType dt) { return dt == DType::bf16 || dt == DType::f16; }
+
+// bf16/f16 logits run the float kernels on float copies (lse is a float32 tensor), rounding
+// once at the store of the 16-bit loss and dlogits.
+Tensor float_copy(const Tensor& t) {
+  Tensor f = Tensor::empty(t.shape(), DType::f32, t.device());
+  kernels::copy_table().get(t.device())(t, f);
+  return f;
+}
+
 void cross_entropy_forward_cpu(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                                double label_smoothing, const Tensor& loss, const Tensor& lse) {
+  if (is_half(logits.dtype())) {
+    IRIS_CHECK(lse.dtype() == DType::f32, "cross_entropy: lse of ", logits.desc(),
+               " is float32, got ", lse.desc());
+    const Tensor loss_f = Tensor::empty(loss.shape(), DType::f32, loss.device());
+    cross_entropy_forward_cpu(float_copy(logits), target, ignore_index, label_smoothing, loss_f,
+                              lse);
+    kernels::copy_table().get(loss.device())(loss_f, loss);
+    return;
+  }
   const Params p{logits.size(0), logits.size(1), logits.size(2), ignore_index, label_smoothing};
   IRIS_CHECK(p.C > 0 || p.N * p.S == 0, "cross_entropy: no classes in logits ", logits.desc());
   dispatch_float(logits.dtype(), "cross_entropy", [&]<class T>() {
@@ -176,6 +196,13 @@ void backward_strip(const Params& p, const T* x, const int64_t* t, int64_t n, in
 void cross_entropy_backward_cpu(const Tensor& logits, const Tensor& target, const Tensor& lse,
                                 const Tensor& dloss, int64_t ignore_index, double label_smoothing,
                                 const Tensor& dlogits) {
+  if (is_half(logits.dtype())) {
+    const Tensor dx_f = Tensor::empty(dlogits.shape(), DType::f32, dlogits.device());
+    cross_entropy_backward_cpu(float_copy(logits), target, lse, float_copy(dloss), ignore_index,
+                               label_smoothing, dx_f);
+    kernels::copy_table().get(dlogits.device())(dx_f, dlogits);
+    return;
+  }
   const Params p{logits.size(0), logits.size(1), logits.size(2), ignore_index, label_smoothing};
   dispatch_float(logits.dtype(), "cross_entropy_backward", [&]<class T>() {
     const T* px = logits.data<T>();

@@ -75,61 +75,83 @@ void unary_cpu(UnaryOp op, const UnaryParams& prm, const Tensor& x, const Tensor
       return;
     }
   }
-  dispatch_float(x.dtype(), kernels::unary_name(op), [&]<class T>() {
-    switch (op) {  // the hot ones get a loop of their own so the compiler can vectorise
-      case UnaryOp::neg: return map<T, T>(out, [](T v) { return -v; }, x);
-      case UnaryOp::relu: return map<T, T>(out, [](T v) { return v > 0 ? v : T(0); }, x);
-      case UnaryOp::square: return map<T, T>(out, [](T v) { return v * v; }, x);
-      default: return map<T, T>(out, [&](T v) { return unary_value<T>(op, prm, v); }, x);
+  dispatch_float_or_half(x.dtype(), kernels::unary_name(op), [&]<class T>() {
+    if constexpr (!is_half_v<T>) {
+      switch (op) {  // the hot ones get a loop of their own so the compiler can vectorise
+        case UnaryOp::neg: return map<T, T>(out, [](T v) { return -v; }, x);
+        case UnaryOp::relu: return map<T, T>(out, [](T v) { return v > 0 ? v : T(0); }, x);
+        case UnaryOp::square: return map<T, T>(out, [](T v) { return v * v; }, x);
+        default: break;
+      }
     }
+    using C = compute_t<T>;
+    map<T, T>(
+        out, [&](T v) { return store_compute<T>(unary_value<C>(op, prm, load_compute(v))); }, x);
   });
 }
 
 void unary_backward_cpu(UnaryOp op, const UnaryParams& prm, const Tensor& x, const Tensor& y,
                         const Tensor& dy, const Tensor& dx) {
-  dispatch_float(dx.dtype(), kernels::unary_name(op), [&]<class T>() {
+  dispatch_float_or_half(dx.dtype(), kernels::unary_name(op), [&]<class T>() {
+    using C = compute_t<T>;
     map<T, T, T, T>(
-        dx, [&](T xv, T yv, T g) { return g * unary_derivative<T>(op, prm, xv, yv); }, x, y, dy);
+        dx,
+        [&](T xv, T yv, T g) {
+          // A 16-bit y carries its rounding into y-based derivatives (tanh, rsqrt, ...):
+          // recompute it in float from the exact input instead.
+          const C xc = load_compute(xv);
+          const C yc = is_half_v<T> ? unary_value<C>(op, prm, xc) : load_compute(yv);
+          return store_compute<T>(load_compute(g) * unary_derivative<C>(op, prm, xc, yc));
+        },
+        x, y, dy);
   });
 }
 
 void binary_cpu(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  dispatch_numeric(out.dtype(), "binary", [&]<class T>() {
+  dispatch_numeric_or_half(out.dtype(), "binary", [&]<class T>() {
+    using C = compute_t<T>;
+    auto run = [&](auto f) {  // f computes in C; 16-bit values round once, at the store
+      map<T, T, T>(
+          out, [f](T u, T v) { return store_compute<T>(f(load_compute(u), load_compute(v))); },
+          a, b);
+    };
     switch (op) {
-      case BinaryOp::add: return map<T, T, T>(out, [](T u, T v) { return T(u + v); }, a, b);
-      case BinaryOp::sub: return map<T, T, T>(out, [](T u, T v) { return T(u - v); }, a, b);
-      case BinaryOp::mul: return map<T, T, T>(out, [](T u, T v) { return T(u * v); }, a, b);
+      case BinaryOp::add: return run([](C u, C v) { return C(u + v); });
+      case BinaryOp::sub: return run([](C u, C v) { return C(u - v); });
+      case BinaryOp::mul: return run([](C u, C v) { return C(u * v); });
       case BinaryOp::div:
-        if constexpr (std::is_integral_v<T>) {
-          return map<T, T, T>(out, [](T u, T v) {
+        if constexpr (std::is_integral_v<C>) {
+          return run([](C u, C v) {
             if (v == 0) IRIS_FAIL("div: integer division by zero");
-            return T(u / v);
-          }, a, b);
+            return C(u / v);
+          });
         } else {
-          return map<T, T, T>(out, [](T u, T v) { return u / v; }, a, b);
+          return run([](C u, C v) { return u / v; });
         }
-      case BinaryOp::pow:
-        return map<T, T, T>(out, [](T u, T v) { return T(std::pow(u, v)); }, a, b);
-      case BinaryOp::maximum:
-        return map<T, T, T>(out, [](T u, T v) { return u != u ? u : (u > v ? u : v); }, a, b);
-      case BinaryOp::minimum:
-        return map<T, T, T>(out, [](T u, T v) { return u != u ? u : (u < v ? u : v); }, a, b);
+      case BinaryOp::pow: return run([](C u, C v) { return C(std::pow(u, v)); });
+      case BinaryOp::maximum: return run([](C u, C v) { return u != u ? u : (u > v ? u : v); });
+      case BinaryOp::minimum: return run([](C u, C v) { return u != u ? u : (u < v ? u : v); });
     }
   });
 }
 
 void compare_cpu(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  dispatch_numeric(a.dtype() == DType::b8 ? DType::u8 : a.dtype(), "compare", [&]<class T>() {
+  const DType dt = a.dtype() == DType::b8 ? DType::u8 : a.dtype();
+  dispatch_numeric_or_half(dt, "compare", [&]<class T>() {
+    using C = compute_t<T>;
     auto run = [&](auto cmp) {
-      map<uint8_t, T, T>(out, [&](T u, T v) { return static_cast<uint8_t>(cmp(u, v)); }, a, b);
+      map<uint8_t, T, T>(
+          out,
+          [&](T u, T v) { return static_cast<uint8_t>(cmp(load_compute(u), load_compute(v))); },
+          a, b);
     };
     switch (op) {
-      case CompareOp::eq: return run([](T u, T v) { return u == v; });
-      case CompareOp::ne: return run([](T u, T v) { return u != v; });
-      case CompareOp::lt: return run([](T u, T v) { return u < v; });
-      case CompareOp::le: return run([](T u, T v) { return u <= v; });
-      case CompareOp::gt: return run([](T u, T v) { return u > v; });
-      case CompareOp::ge: return run([](T u, T v) { return u >= v; });
+      case CompareOp::eq: return run([](C u, C v) { return u == v; });
+      case CompareOp::ne: return run([](C u, C v) { return u != v; });
+      case CompareOp::lt: return run([](C u, C v) { return u < v; });
+      case CompareOp::le: return run([](C u, C v) { return u <= v; });
+      case CompareOp::gt: return run([](C u, C v) { return u > v; });
+      case CompareOp::ge: return run([](C u, C v) { return u >= v; });
     }
   });
 }
@@ -191,14 +213,14 @@ void random_cpu(kernels::RandomKind kind, const Tensor& dst, double a, double sc
                 uint64_t offset) {
   IRIS_CHECK(dst.is_contiguous(), "random: destination must be contiguous, got strides ",
              shape_str(dst.strides()));
-  dispatch_float(dst.dtype(), "random", [&]<class T>() {
+  dispatch_float_or_half(dst.dtype(), "random", [&]<class T>() {
     T* p = dst.data<T>();
     parallel_for(0, dst.numel(), 4096, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const uint64_t k = offset + static_cast<uint64_t>(i);
         const double r = kind == kernels::RandomKind::uniform ? philox::uniform(seed, k)
                                                               : philox::normal(seed, k);
-        p[i] = static_cast<T>(a + scale * r);
+        p[i] = convert_value<T>(a + scale * r);
       }
     });
   });

@@ -129,10 +129,37 @@ T* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+bool is_half(DType dt) { return dt == DType::bf16 || dt == DType::f16; }
+
+// bf16/f16 run the float kernels on float copies: statistics (mean, rstd: float32 tensors)
+// and sums in fp32 or better, one rounding at the store of each 16-bit output.
+Tensor float_copy(const Tensor& t) {
+  if (!t.defined()) return t;
+  Tensor f = Tensor::empty(t.shape(), DType::f32, t.device());
+  kernels::copy_table().get(t.device())(t, f);
+  return f;
+}
+Tensor float_like(const Tensor& t) {
+  return t.defined() ? Tensor::empty(t.shape(), DType::f32, t.device()) : t;
+}
+void store_to(const Tensor& f, const Tensor& dst) {
+  if (dst.defined()) kernels::copy_table().get(dst.device())(f, dst);
+}
+
 void layer_norm_forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
                             const Tensor& out, const Tensor& mean, const Tensor& rstd) {
   const int64_t M = x.size(0), N = x.size(1);
   if (M == 0) return;
+  if (is_half(x.dtype())) {
+    IRIS_CHECK(mean.dtype() == DType::f32 && rstd.dtype() == DType::f32,
+               "layer_norm: the statistics of a ", dtype_name(x.dtype()),
+               " input are float32, got mean ", mean.desc(), ", rstd ", rstd.desc());
+    const Tensor yf = float_like(out);
+    layer_norm_forward_cpu(float_copy(x), float_copy(weight), float_copy(bias), eps, yf, mean,
+                           rstd);
+    store_to(yf, out);
+    return;
+  }
   dispatch_float(x.dtype(), "layer_norm", [&]<class T>() {
     const T* px = x.data<T>();
     const T* pw = ptr_or_null<T>(weight);
@@ -187,6 +214,15 @@ void layer_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& me
                              const Tensor& rstd, const Tensor& weight, const Tensor& dx,
                              const Tensor& dweight, const Tensor& dbias) {
   const int64_t M = x.size(0), N = x.size(1);
+  if (is_half(x.dtype())) {
+    const Tensor dxf = float_like(dx), dwf = float_like(dweight), dbf = float_like(dbias);
+    layer_norm_backward_cpu(float_copy(dy), float_copy(x), mean, rstd, float_copy(weight), dxf,
+                            dwf, dbf);
+    store_to(dxf, dx);
+    store_to(dwf, dweight);
+    store_to(dbf, dbias);
+    return;
+  }
   dispatch_float(x.dtype(), "layer_norm_backward", [&]<class T>() {
     if (N == 0) return;
     const bool want_affine = dweight.defined() || dbias.defined();

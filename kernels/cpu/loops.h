@@ -6,6 +6,8 @@
 // equal to the element sizes whenever the innermost dim is dense.
 #include <array>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "core/parallel.h"
 #include "core/tensor.h"
@@ -100,6 +102,31 @@ decltype(auto) dispatch_float(DType dt, const char* op, Fn&& fn) {
   }
 }
 
+// The 16-bit float storage types compute in float (one rounding at the store); every other
+// type computes in itself.
+template <class T>
+inline constexpr bool is_half_v = std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
+template <class T>
+using compute_t = std::conditional_t<is_half_v<T>, float, T>;
+template <class T>
+compute_t<T> load_compute(T v) {
+  return convert_value<compute_t<T>>(v);
+}
+template <class T>
+T store_compute(compute_t<T> v) {
+  return convert_value<T>(v);
+}
+
+// dispatch_float plus bf16/f16, for kernels written over compute_t<T>.
+template <class Fn>
+decltype(auto) dispatch_float_or_half(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::bf16: return fn.template operator()<bf16>();
+    case DType::f16: return fn.template operator()<f16>();
+    default: return dispatch_float(dt, op, std::forward<Fn>(fn));
+  }
+}
+
 // Floating and integer dtypes with arithmetic.
 template <class Fn>
 decltype(auto) dispatch_numeric(DType dt, const char* op, Fn&& fn) {
@@ -110,6 +137,16 @@ decltype(auto) dispatch_numeric(DType dt, const char* op, Fn&& fn) {
     case DType::i64: return fn.template operator()<int64_t>();
     case DType::u8: return fn.template operator()<uint8_t>();
     default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cpu");
+  }
+}
+
+// dispatch_numeric plus bf16/f16, for kernels written over compute_t<T>.
+template <class Fn>
+decltype(auto) dispatch_numeric_or_half(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::bf16: return fn.template operator()<bf16>();
+    case DType::f16: return fn.template operator()<f16>();
+    default: return dispatch_numeric(dt, op, std::forward<Fn>(fn));
   }
 }
 

@@ -22,9 +22,10 @@ namespace {
 
 using kernels::ReduceOp;
 
-// Accumulator type: double for float (sums of many fp32 values stay accurate).
+// Accumulator type: double for the floats, bf16/f16 included (sums of many values stay
+// accurate); values are read through load_compute and written with one rounding.
 template <class T>
-using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+using Acc = std::conditional_t<std::is_floating_point_v<compute_t<T>>, double, int64_t>;
 
 template <class T>
 bool greater(T a, T b) {  // a > b with NaN largest
@@ -41,9 +42,9 @@ void reduce_row(ReduceOp op, const T* x, int64_t R, int64_t correction, void* ou
     case ReduceOp::sum:
     case ReduceOp::mean: {
       Acc<T> s = 0;
-      for (int64_t i = 0; i < R; ++i) s += x[i];
-      *static_cast<T*>(out) = op == ReduceOp::sum ? static_cast<T>(s)
-                                                  : static_cast<T>(static_cast<double>(s) / R);
+      for (int64_t i = 0; i < R; ++i) s += load_compute(x[i]);
+      *static_cast<T*>(out) = op == ReduceOp::sum ? convert_value<T>(s)
+                                                  : convert_value<T>(static_cast<double>(s) / R);
       return;
     }
     case ReduceOp::max:
@@ -53,11 +54,13 @@ void reduce_row(ReduceOp op, const T* x, int64_t R, int64_t correction, void* ou
       const bool want_max = op == ReduceOp::max || op == ReduceOp::argmax;
       int64_t best = 0;
       for (int64_t i = 1; i < R; ++i)
-        if (want_max ? greater(x[i], x[best]) : greater(x[best], x[i])) best = i;
+        if (want_max ? greater(load_compute(x[i]), load_compute(x[best]))
+                     : greater(load_compute(x[best]), load_compute(x[i])))
+          best = i;
       if (!want_max) {  // NaN is also the result of min
-        if constexpr (std::is_floating_point_v<T>)
+        if constexpr (std::is_floating_point_v<compute_t<T>>)
           for (int64_t i = 0; i < R; ++i)
-            if (std::isnan(x[i])) {
+            if (std::isnan(load_compute(x[i]))) {
               best = i;
               break;
             }
@@ -70,16 +73,16 @@ void reduce_row(ReduceOp op, const T* x, int64_t R, int64_t correction, void* ou
     }
     case ReduceOp::var: {
       double mean = 0;
-      for (int64_t i = 0; i < R; ++i) mean += static_cast<double>(x[i]);
+      for (int64_t i = 0; i < R; ++i) mean += static_cast<double>(load_compute(x[i]));
       mean /= static_cast<double>(R);
       double ss = 0;
       for (int64_t i = 0; i < R; ++i) {
-        const double d = static_cast<double>(x[i]) - mean;
+        const double d = static_cast<double>(load_compute(x[i])) - mean;
         ss += d * d;
       }
       const double denom = static_cast<double>(R - correction);
       *static_cast<T*>(out) =
-          static_cast<T>(denom > 0 ? ss / denom : std::numeric_limits<double>::quiet_NaN());
+          convert_value<T>(denom > 0 ? ss / denom : std::numeric_limits<double>::quiet_NaN());
       return;
     }
   }
@@ -102,7 +105,7 @@ void reduce_cpu(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, 
         out, op == ReduceOp::sum ? 0.0 : std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  dispatch_numeric(x.dtype(), kernels::reduce_name(op), [&]<class T>() {
+  dispatch_numeric_or_half(x.dtype(), kernels::reduce_name(op), [&]<class T>() {
     // Column path: x dense and the reduced dims are a leading block -> out[k] over rows.
     int64_t lead = 0;
     while (lead < nd && reduced[lead]) ++lead;
@@ -114,23 +117,26 @@ void reduce_cpu(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, 
       parallel_for(0, K, 1024, [&](int64_t kb, int64_t ke) {
         const int64_t w = ke - kb;
         std::vector<Acc<T>> acc(w);
-        std::vector<T> best(px + kb, px + ke);
+        std::vector<compute_t<T>> best(w);
+        for (int64_t j = 0; j < w; ++j) best[j] = load_compute(px[kb + j]);
         for (int64_t r = 0; r < R; ++r) {
           const T* row = px + r * K + kb;
           if (op == ReduceOp::sum || op == ReduceOp::mean) {
-            for (int64_t j = 0; j < w; ++j) acc[j] += row[j];
+            for (int64_t j = 0; j < w; ++j) acc[j] += load_compute(row[j]);
           } else {
             for (int64_t j = 0; j < w; ++j) {
-              const bool take = op == ReduceOp::max ? greater(row[j], best[j])
-                                                    : greater(best[j], row[j]) || row[j] != row[j];
-              if (take && best[j] == best[j]) best[j] = row[j];
+              const compute_t<T> v = load_compute(row[j]);
+              const bool take =
+                  op == ReduceOp::max ? greater(v, best[j]) : greater(best[j], v) || v != v;
+              if (take && best[j] == best[j]) best[j] = v;
             }
           }
         }
         for (int64_t j = 0; j < w; ++j) {
-          if (op == ReduceOp::sum) po[kb + j] = static_cast<T>(acc[j]);
-          else if (op == ReduceOp::mean) po[kb + j] = static_cast<T>(static_cast<double>(acc[j]) / R);
-          else po[kb + j] = best[j];
+          if (op == ReduceOp::sum) po[kb + j] = convert_value<T>(acc[j]);
+          else if (op == ReduceOp::mean)
+            po[kb + j] = convert_value<T>(static_cast<double>(acc[j]) / R);
+          else po[kb + j] = store_compute<T>(best[j]);
         }
       });
       return;
@@ -156,7 +162,7 @@ void reduce_cpu(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, 
 }
 
 void cumsum_cpu(const Tensor& x, int64_t dim, const Tensor& out) {
-  dispatch_numeric(x.dtype(), "cumsum", [&]<class T>() {
+  dispatch_numeric_or_half(x.dtype(), "cumsum", [&]<class T>() {
     const int64_t n = x.size(dim);
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < dim; ++d) outer *= x.size(d);
@@ -174,8 +180,8 @@ void cumsum_cpu(const Tensor& x, int64_t dim, const Tensor& out) {
           Acc<T> s = 0;
           for (int64_t i = 0; i < n; ++i) {
             const int64_t k = (o * n + i) * inner + j;
-            s += px[k];
-            po[k] = static_cast<T>(s);
+            s += load_compute(px[k]);
+            po[k] = convert_value<T>(s);
           }
         }
     });

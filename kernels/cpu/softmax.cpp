@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/elementwise.h"
 
 namespace iris::kernels {
 IRIS_DEFINE_KERNEL_TABLE(softmax_forward)
@@ -372,7 +373,23 @@ template <int B, class T>
 template <class T>
 constexpr bool kIsFloat = std::is_same_v<T, float>;
 
+bool is_half(DType dt) { return dt == DType::bf16 || dt == DType::f16; }
+
+// bf16/f16 run the float kernels on float copies (fp32 max, sum and lse), rounding once at
+// the store: the vectorised float code serves all three.
+Tensor float_copy(const Tensor& t) {
+  Tensor f = Tensor::empty(t.shape(), DType::f32, t.device());
+  kernels::copy_table().get(t.device())(t, f);
+  return f;
+}
+
 void softmax_forward_cpu(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
+  if (is_half(x.dtype())) {
+    const Tensor yf = Tensor::empty(x.shape(), DType::f32, x.device());
+    softmax_forward_cpu(float_copy(x), dim, log, yf);
+    kernels::copy_table().get(out.device())(yf, out);
+    return;
+  }
   const Geometry g(x.shape(), dim);
   if (g.units() == 0 || g.D == 0) return;
   dispatch_float(x.dtype(), log ? "log_softmax" : "softmax", [&]<class T>() {
@@ -390,6 +407,12 @@ void softmax_forward_cpu(const Tensor& x, int64_t dim, bool log, const Tensor& o
 
 void softmax_backward_cpu(const Tensor& dy, const Tensor& y, int64_t dim, bool log,
                           const Tensor& dx) {
+  if (is_half(y.dtype())) {
+    const Tensor dxf = Tensor::empty(y.shape(), DType::f32, y.device());
+    softmax_backward_cpu(float_copy(dy), float_copy(y), dim, log, dxf);
+    kernels::copy_table().get(dx.device())(dxf, dx);
+    return;
+  }
   const Geometry g(y.shape(), dim);
   if (g.units() == 0 || g.D == 0) return;
   dispatch_float(y.dtype(), log ? "log_softmax_backward" : "softmax_backward", [&]<class T>() {

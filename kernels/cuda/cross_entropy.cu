@@ -9,15 +9,18 @@
 // grid-stride kernel over every logit. A target outside [0, C) that is not
 // ignore_index is recorded on the device (the lowest sample index, atomicMin on
 // an integer) and thrown on the host after the launch, naming the index.
+// bf16/f16 logits compute in fp32 (statistics, lse as a float32 tensor) and round once at
+// each 16-bit store (loss, dlogits).
 #include <cmath>
 #include <cstdint>
 #include <string>
 
 #include "core/tensor.h"
-#include "kernels/elementwise.h"
-#include "kernels/emu/cuda_compat.h"
-#include "kernels/softmax.h"
+#include "kernels/cuda/ops_launch.cuh"  // first: it brings in cuda_compat.h
+
 #include "kernels/cuda/online_softmax.cuh"
+#include "kernels/elementwise.h"
+#include "kernels/softmax.h"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -33,6 +36,9 @@ struct CrossEntropyTraits {
   static_assert(kThreads % 32 == 0 && kColX == 32 && kColX * kColY == kThreads);
 };
 using Tr = CrossEntropyTraits;
+using ops::compute_t;
+using ops::load_compute;
+using ops::store_compute;
 // "No bad target" in the error slot (an int64 the kernels atomicMin into).
 constexpr long long kNoError = 9000000000000000000LL;
 
@@ -68,30 +74,25 @@ struct Params {
   double smoothing;
 };
 
-// Writes the loss and lse of sample k = n * S + s from its statistics.
-template <class T>
-__device__ void finish_sample(const Params& p, const Stats<T>& a, const T* x, int64_t x_stride,
-                              int64_t t, int64_t k, T* loss, T* lse_out,
+// Writes the loss and lse of sample k = n * S + s from its statistics (in C = compute_t<T>).
+template <class T, class C>
+__device__ void finish_sample(const Params& p, const Stats<C>& a, const T* x, int64_t x_stride,
+                              int64_t t, int64_t k, T* loss, C* lse_out,
                               unsigned long long* error) {
   const double lse = static_cast<double>(a.m) + std::log(static_cast<double>(a.s));
-  lse_out[k] = static_cast<T>(lse);
-  if (t == p.ignore_index) {
-    loss[k] = T(0);
-    return;
-  }
-  if (t < 0 || t >= p.C) {
+  lse_out[k] = static_cast<C>(lse);
+  // One store site: the 16-bit rounding is inlined once (fewer registers, no spills).
+  double l = 0;  // an ignored sample, or a bad target (recorded)
+  if (t != p.ignore_index && (t < 0 || t >= p.C)) {
     atomicMin(error, static_cast<unsigned long long>(k));
-    loss[k] = T(0);
-    return;
+  } else if (t != p.ignore_index) {
+    const double nll = lse - static_cast<double>(load_compute(x[t * x_stride]));
+    const double nc = static_cast<double>(p.C);
+    l = p.smoothing == 0 ? nll
+                         : (1 - p.smoothing) * nll +
+                               p.smoothing / nc * (nc * lse - static_cast<double>(a.xs));
   }
-  const double nll = lse - static_cast<double>(x[t * x_stride]);
-  if (p.smoothing == 0) {
-    loss[k] = static_cast<T>(nll);
-    return;
-  }
-  const double C = static_cast<double>(p.C);
-  loss[k] = static_cast<T>((1 - p.smoothing) * nll +
-                           p.smoothing / C * (C * lse - static_cast<double>(a.xs)));
+  loss[k] = convert_value<T>(l);
 }
 
 template <class T>
@@ -101,39 +102,39 @@ __device__ __forceinline__ Stats<T> warp_allreduce(Stats<T> a) {
 }
 
 // S == 1, a warp per sample.
-template <class T>
+template <class T, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kThreads)
-    ce_forward_warp_kernel(Params p, const T* x, const int64_t* target, T* loss, T* lse,
+    ce_forward_warp_kernel(Params p, const T* x, const int64_t* target, T* loss, C* lse,
                            unsigned long long* error) {
   const int lane = threadIdx.x & 31;
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * Tr::kWarps + threadIdx.x / 32; n < p.N;
        n += static_cast<int64_t>(gridDim.x) * Tr::kWarps) {
     const T* xr = x + n * p.C;
-    Stats<T> a = stats_init<T>();
-    for (int64_t c = lane; c < p.C; c += 32) stats_add(a, xr[c]);
+    Stats<C> a = stats_init<C>();
+    for (int64_t c = lane; c < p.C; c += 32) stats_add(a, load_compute(xr[c]));
     a = warp_allreduce(a);
     if (lane == 0) finish_sample(p, a, xr, 1, target[n], n, loss, lse, error);
   }
 }
 
 // S == 1, a block per sample.
-template <class T>
+template <class T, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kThreads)
-    ce_forward_block_kernel(Params p, const T* x, const int64_t* target, T* loss, T* lse,
+    ce_forward_block_kernel(Params p, const T* x, const int64_t* target, T* loss, C* lse,
                             unsigned long long* error) {
-  IRIS_SHARED(Stats<T>, partial, [Tr::kWarps]);
+  IRIS_SHARED(Stats<C>, partial, [Tr::kWarps]);
   const int lane = threadIdx.x & 31, warp = threadIdx.x / 32;
   for (int64_t n = blockIdx.x; n < p.N; n += gridDim.x) {  // uniform in the block
     const T* xr = x + n * p.C;
-    Stats<T> a = stats_init<T>();
-    for (int64_t c = threadIdx.x; c < p.C; c += Tr::kThreads) stats_add(a, xr[c]);
+    Stats<C> a = stats_init<C>();
+    for (int64_t c = threadIdx.x; c < p.C; c += Tr::kThreads) stats_add(a, load_compute(xr[c]));
     a = warp_allreduce(a);
     if (lane == 0) partial[warp] = a;
     __syncthreads();
     if (threadIdx.x == 0) {
-      Stats<T> v = partial[0];
+      Stats<C> v = partial[0];
       for (int w = 1; w < Tr::kWarps; ++w) {
-        const Stats<T> u = partial[w];
+        const Stats<C> u = partial[w];
         v = stats_combine(v, u);
       }
       finish_sample(p, v, xr, 1, target[n], n, loss, lse, error);
@@ -143,26 +144,27 @@ __global__ void __launch_bounds__(Tr::kThreads)
 }
 
 // S > 1: threadIdx.x is the position s, threadIdx.y splits the classes.
-template <class T>
+template <class T, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kThreads)
-    ce_forward_cols_kernel(Params p, const T* x, const int64_t* target, T* loss, T* lse,
+    ce_forward_cols_kernel(Params p, const T* x, const int64_t* target, T* loss, C* lse,
                            unsigned long long* error) {
-  IRIS_SHARED(Stats<T>, partial, [Tr::kColY][Tr::kColX]);
+  IRIS_SHARED(Stats<C>, partial, [Tr::kColY][Tr::kColX]);
   for (int64_t n = blockIdx.y; n < p.N; n += gridDim.y)
     for (int64_t s0 = static_cast<int64_t>(blockIdx.x) * Tr::kColX; s0 < p.S;
          s0 += static_cast<int64_t>(gridDim.x) * Tr::kColX) {
       const int64_t s = s0 + threadIdx.x;
       const bool live = s < p.S;
       const T* xs = x + n * p.C * p.S + s;
-      Stats<T> a = stats_init<T>();
+      Stats<C> a = stats_init<C>();
       if (live)
-        for (int64_t c = threadIdx.y; c < p.C; c += Tr::kColY) stats_add(a, xs[c * p.S]);
+        for (int64_t c = threadIdx.y; c < p.C; c += Tr::kColY)
+          stats_add(a, load_compute(xs[c * p.S]));
       partial[threadIdx.y][threadIdx.x] = a;
       __syncthreads();
       if (threadIdx.y == 0 && live) {
-        Stats<T> v = partial[0][threadIdx.x];
+        Stats<C> v = partial[0][threadIdx.x];
         for (int j = 1; j < Tr::kColY; ++j) {
-          const Stats<T> u = partial[j][threadIdx.x];
+          const Stats<C> u = partial[j][threadIdx.x];
           v = stats_combine(v, u);
         }
         const int64_t k = n * p.S + s;
@@ -173,9 +175,9 @@ __global__ void __launch_bounds__(Tr::kThreads)
 }
 
 // dx[n, c, s] = g * (exp(x - lse) - ls / C) - g * (1 - ls) * [c == t]; 0 where ignored.
-template <class T>
+template <class T, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kThreads)
-    ce_backward_kernel(Params p, const T* x, const int64_t* target, const T* lse, const T* dloss,
+    ce_backward_kernel(Params p, const T* x, const int64_t* target, const C* lse, const T* dloss,
                        int64_t gs0, int64_t gs1, T* dx, unsigned long long* error) {
   const int64_t total = p.N * p.C * p.S;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
@@ -184,34 +186,25 @@ __global__ void __launch_bounds__(Tr::kThreads)
     const int64_t k = n * p.S + s;
     const int64_t t = target[k];
     if (t == p.ignore_index) {
-      dx[i] = T(0);
+      dx[i] = store_compute<T>(C(0));
       continue;
     }
     if (t < 0 || t >= p.C) {
       if (c == 0) atomicMin(error, static_cast<unsigned long long>(k));
-      dx[i] = T(0);
+      dx[i] = store_compute<T>(C(0));
       continue;
     }
-    const double g = static_cast<double>(dloss[n * gs0 + s * gs1]);
-    const T a = static_cast<T>(g);
-    const T b = static_cast<T>(g * p.smoothing / static_cast<double>(p.C));
-    T v = a * std::exp(x[i] - lse[k]) - b;
-    if (c == t) v -= static_cast<T>(g * (1 - p.smoothing));
-    dx[i] = v;
+    const double g = static_cast<double>(load_compute(dloss[n * gs0 + s * gs1]));
+    const C a = static_cast<C>(g);
+    const C b = static_cast<C>(g * p.smoothing / static_cast<double>(p.C));
+    C v = a * std::exp(load_compute(x[i]) - lse[k]) - b;
+    if (c == t) v -= static_cast<C>(g * (1 - p.smoothing));
+    dx[i] = store_compute<T>(v);
   }
 }
 
 unsigned clamp_grid(int64_t n, int64_t most) {
   return static_cast<unsigned>(n < 1 ? 1 : (n < most ? n : most));
-}
-
-template <class Fn>
-void dispatch_float(DType dt, const char* op, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: return fn.template operator()<float>();
-    case DType::f64: return fn.template operator()<double>();
-    default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda (float32/float64)");
-  }
 }
 
 // A one-element device slot for the lowest bad sample index.
@@ -235,6 +228,14 @@ void check_dense(const char* op, const Tensor& t) {
   IRIS_CHECK(t.is_contiguous(), op, ": expected a dense tensor, got ", t.desc());
 }
 
+// lse is float32 for 16-bit logits, the logits' dtype otherwise.
+void check_lse(const char* op, const Tensor& logits, const Tensor& lse) {
+  const DType d = logits.dtype();
+  const DType want = d == DType::bf16 || d == DType::f16 ? DType::f32 : d;
+  IRIS_CHECK(lse.dtype() == want, op, ": lse of ", logits.desc(), " is ", dtype_name(want),
+             ", got ", lse.desc());
+}
+
 void cross_entropy_forward_cuda(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                                 double label_smoothing, const Tensor& loss, const Tensor& lse) {
   const Params p{logits.size(0), logits.size(1), logits.size(2), ignore_index, label_smoothing};
@@ -243,11 +244,13 @@ void cross_entropy_forward_cuda(const Tensor& logits, const Tensor& target, int6
   if (p.N == 0 || p.S == 0) return;
   const Tensor slot = error_slot(logits.device());
   unsigned long long* err = static_cast<unsigned long long*>(slot.raw_data());
-  dispatch_float(logits.dtype(), "cross_entropy", [&]<class T>() {
+  check_lse("cross_entropy", logits, lse);
+  ops::dispatch_float_or_half(logits.dtype(), "cross_entropy", [&]<class T>() {
+    using C = compute_t<T>;
     const T* px = static_cast<const T*>(logits.raw_data());
     const int64_t* pt = static_cast<const int64_t*>(target.raw_data());
     T* pl = static_cast<T*>(loss.raw_data());
-    T* pe = static_cast<T*>(lse.raw_data());
+    C* pe = static_cast<C*>(lse.raw_data());
     if (p.S > 1) {
       const dim3 grid(clamp_grid((p.S + Tr::kColX - 1) / Tr::kColX, Tr::kMaxGrid),
                       clamp_grid(p.N, Tr::kMaxGrid));
@@ -275,12 +278,14 @@ void cross_entropy_backward_cuda(const Tensor& logits, const Tensor& target, con
   if (total == 0) return;
   const Tensor slot = error_slot(logits.device());
   unsigned long long* err = static_cast<unsigned long long*>(slot.raw_data());
-  dispatch_float(logits.dtype(), "cross_entropy_backward", [&]<class T>() {
+  check_lse("cross_entropy_backward", logits, lse);
+  ops::dispatch_float_or_half(logits.dtype(), "cross_entropy_backward", [&]<class T>() {
+    using C = compute_t<T>;
     IRIS_LAUNCH(ce_backward_kernel<T>,
                 dim3(clamp_grid((total + Tr::kThreads - 1) / Tr::kThreads, Tr::kMaxElemBlocks)),
                 dim3(Tr::kThreads), 0, nullptr, p, static_cast<const T*>(logits.raw_data()),
                 static_cast<const int64_t*>(target.raw_data()),
-                static_cast<const T*>(lse.raw_data()), static_cast<const T*>(dloss.raw_data()),
+                static_cast<const C*>(lse.raw_data()), static_cast<const T*>(dloss.raw_data()),
                 dloss.stride(0), dloss.stride(1), static_cast<T*>(dlogits.raw_data()), err);
   });
   check_error_slot(slot, p, target);

@@ -1,13 +1,16 @@
-// CUDA elementwise kernels: one grid-stride kernel per kind (unary, its derivative,
-// binary, compare, where, copy, fill, Philox random) over N-d strided operands.
-// The math is kernels/elementwise_math.h, shared with the CPU backend.
+// CUDA elementwise kernels: unary, its derivative and binary ops through one mapped kernel
+// (a 128-bit vectorised path for dense aligned operands, a strided one otherwise); compare,
+// where, copy, fill and Philox random as grid-stride kernels over N-d strided operands.
+// The math is kernels/elementwise_math.h, shared with the CPU backend; bf16/f16 compute in
+// float and round once at the store, as on the CPU.
 #include <cstdint>
+
+#include "kernels/cuda/ops_launch.cuh"
 
 #include "core/philox.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_math.h"
-#include "kernels/emu/cuda_compat.h"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -21,6 +24,7 @@ struct LaunchTraits {
   static constexpr int kThreads = 256;
   static constexpr int64_t kMaxBlocks = 4096;  // grid-stride beyond this
   static constexpr int kMaxDims = 8;
+  static constexpr int kVecBytes = 16;  // one 128-bit load or store
   static_assert(kThreads % 32 == 0);
 };
 
@@ -75,30 +79,6 @@ dim3 grid_for(int64_t n) {
                                                                       : LaunchTraits::kMaxBlocks));
 }
 
-#define IRIS_GRID_STRIDE(i, n)                                                         \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
-template <class T>
-__global__ void unary_kernel(UnaryOp op, UnaryParams p, int64_t n, Geometry<2> g, T* out,
-                             const T* x) {
-  IRIS_GRID_STRIDE(i, n) {
-    int64_t off[2];
-    g.offsets(i, off);
-    out[off[0]] = kernels::unary_value<T>(op, p, x[off[1]]);
-  }
-}
-
-template <class T>
-__global__ void unary_backward_kernel(UnaryOp op, UnaryParams p, int64_t n, Geometry<4> g, T* dx,
-                                      const T* x, const T* y, const T* dy) {
-  IRIS_GRID_STRIDE(i, n) {
-    int64_t off[4];
-    g.offsets(i, off);
-    dx[off[0]] = dy[off[3]] * kernels::unary_derivative<T>(op, p, x[off[1]], y[off[2]]);
-  }
-}
-
 template <class T>
 IRIS_HD T binary_value(BinaryOp op, T a, T b) {
   switch (op) {
@@ -115,23 +95,142 @@ IRIS_HD T binary_value(BinaryOp op, T a, T b) {
   return a;
 }
 
-template <class T>
-__global__ void binary_kernel(BinaryOp op, int64_t n, Geometry<3> g, T* out, const T* a,
-                              const T* b) {
-  IRIS_GRID_STRIDE(i, n) {
-    int64_t off[3];
-    g.offsets(i, off);
-    out[off[0]] = binary_value<T>(op, a[off[1]], b[off[2]]);
+// The arithmetic of the mapped kernels, in the compute type C (float for bf16/f16).
+struct UnaryFn {
+  UnaryOp op;
+  UnaryParams p;
+  template <class C>
+  IRIS_HD C operator()(C x) const { return kernels::unary_value<C>(op, p, x); }
+};
+struct UnaryBackwardFn {
+  UnaryOp op;
+  UnaryParams p;
+  bool recompute_y;  // 16-bit y: recomputed in float from x, without y's rounding (as the CPU)
+  template <class C>
+  IRIS_HD C operator()(C x, C y, C dy) const {
+    const C y_used = recompute_y ? kernels::unary_value<C>(op, p, x) : y;
+    return dy * kernels::unary_derivative<C>(op, p, x, y_used);
   }
+};
+struct BinaryFn {
+  BinaryOp op;
+  template <class C>
+  IRIS_HD C operator()(C a, C b) const { return binary_value<C>(op, a, b); }
+};
+
+// fn over N storage values: loaded to the compute type, rounded once at the store.
+template <class T, int N, class Fn>
+IRIS_HD T apply(const Fn& fn, const T (&v)[N]) {
+  if constexpr (N == 1) return ops::store_compute<T>(fn(ops::load_compute(v[0])));
+  else if constexpr (N == 2)
+    return ops::store_compute<T>(fn(ops::load_compute(v[0]), ops::load_compute(v[1])));
+  else
+    return ops::store_compute<T>(
+        fn(ops::load_compute(v[0]), ops::load_compute(v[1]), ops::load_compute(v[2])));
+}
+
+template <class T, int N>
+struct Inputs {
+  const T* p[N];
+  bool scalar[N];  // a broadcast single element (dense path only)
+};
+
+// The general path: any strides and broadcasts, one element per thread per step.
+template <class T, int N, class Fn>
+__global__ void map_strided_kernel(Fn fn, int64_t n, Geometry<N + 1> g, T* out, Inputs<T, N> in) {
+  IRIS_OPS_GRID_STRIDE(i, n) {
+    int64_t off[N + 1];
+    g.offsets(i, off);
+    T v[N];
+    for (int k = 0; k < N; ++k) v[k] = in.p[k][off[k + 1]];
+    out[off[0]] = apply<T, N>(fn, v);
+  }
+}
+
+// One 128-bit access: 4 floats, 8 halves.
+template <class T>
+struct alignas(LaunchTraits::kVecBytes) Pack {
+  static constexpr int kSize = LaunchTraits::kVecBytes / static_cast<int>(sizeof(T));
+  T v[kSize];
+};
+
+// The vectorised path: dense operands (or broadcast scalars) on 16-byte aligned pointers,
+// whole packs by 128-bit loads and stores, then the tail element by element.
+template <class T, int N, class Fn>
+__global__ void map_dense_kernel(Fn fn, int64_t n, T* out, Inputs<T, N> in) {
+  constexpr int kPack = Pack<T>::kSize;
+  const int64_t packs = n / kPack;
+  IRIS_OPS_GRID_STRIDE(i, packs) {
+    Pack<T> src[N];
+    for (int k = 0; k < N; ++k) {
+      if (in.scalar[k]) {
+        const T s = in.p[k][0];
+        for (int j = 0; j < kPack; ++j) src[k].v[j] = s;
+      } else {
+        src[k] = reinterpret_cast<const Pack<T>*>(in.p[k])[i];
+      }
+    }
+    Pack<T> dst;
+    for (int j = 0; j < kPack; ++j) {
+      T v[N];
+      for (int k = 0; k < N; ++k) v[k] = src[k].v[j];
+      dst.v[j] = apply<T, N>(fn, v);
+    }
+    reinterpret_cast<Pack<T>*>(out)[i] = dst;
+  }
+  IRIS_OPS_GRID_STRIDE(t, n - packs * kPack) {
+    const int64_t i = packs * kPack + t;
+    T v[N];
+    for (int k = 0; k < N; ++k) v[k] = in.p[k][in.scalar[k] ? 0 : i];
+    out[i] = apply<T, N>(fn, v);
+  }
+}
+
+bool aligned(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % LaunchTraits::kVecBytes == 0;
+}
+
+// True when every stride is 0: one element broadcast to the whole shape.
+bool is_broadcast_scalar(const Tensor& t) {
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.size(d) != 1 && t.stride(d) != 0) return false;
+  return true;
+}
+
+// out = fn(ins...) elementwise: the vectorised kernel where the operands allow it, else the
+// strided one.
+template <class T, int N, class Fn>
+void launch_map(const Fn& fn, const Tensor& out, const Tensor* const (&ins)[N]) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  Inputs<T, N> in;
+  bool dense = out.is_contiguous() && aligned(out.raw_data());
+  for (int k = 0; k < N; ++k) {
+    in.p[k] = static_cast<const T*>(ins[k]->raw_data());
+    in.scalar[k] = ins[k]->numel() > 1 && is_broadcast_scalar(*ins[k]);
+    dense = dense && (in.scalar[k] || (ins[k]->is_contiguous() && aligned(in.p[k])));
+  }
+  T* po = static_cast<T*>(out.raw_data());
+  if (dense) {
+    const int64_t work = n / Pack<T>::kSize + n % Pack<T>::kSize;
+    IRIS_LAUNCH((map_dense_kernel<T, N, Fn>), grid_for(work), dim3(LaunchTraits::kThreads), 0,
+                nullptr, fn, n, po, in);
+    return;
+  }
+  for (int k = 0; k < N; ++k) in.scalar[k] = false;
+  const Tensor* geo_ops[N + 1] = {&out};
+  for (int k = 0; k < N; ++k) geo_ops[k + 1] = ins[k];
+  IRIS_LAUNCH((map_strided_kernel<T, N, Fn>), grid_for(n), dim3(LaunchTraits::kThreads), 0,
+              nullptr, fn, n, make_geometry(out.shape(), geo_ops), po, in);
 }
 
 template <class T>
 __global__ void compare_kernel(CompareOp op, int64_t n, Geometry<3> g, uint8_t* out, const T* a,
                                const T* b) {
-  IRIS_GRID_STRIDE(i, n) {
+  IRIS_OPS_GRID_STRIDE(i, n) {
     int64_t off[3];
     g.offsets(i, off);
-    const T u = a[off[1]], v = b[off[2]];
+    const auto u = ops::load_compute(a[off[1]]), v = ops::load_compute(b[off[2]]);
     bool r = false;
     switch (op) {
       case CompareOp::eq: r = u == v; break;
@@ -148,7 +247,7 @@ __global__ void compare_kernel(CompareOp op, int64_t n, Geometry<3> g, uint8_t* 
 template <class T>
 __global__ void where_kernel(int64_t n, Geometry<4> g, T* out, const uint8_t* cond, const T* a,
                              const T* b) {
-  IRIS_GRID_STRIDE(i, n) {
+  IRIS_OPS_GRID_STRIDE(i, n) {
     int64_t off[4];
     g.offsets(i, off);
     out[off[0]] = cond[off[1]] ? a[off[2]] : b[off[3]];
@@ -165,7 +264,7 @@ IRIS_HD bool is_nonzero(T v) {
 
 template <class TD, class TS>
 __global__ void copy_kernel(int64_t n, Geometry<2> g, TD* dst, const TS* src, bool to_bool) {
-  IRIS_GRID_STRIDE(i, n) {
+  IRIS_OPS_GRID_STRIDE(i, n) {
     int64_t off[2];
     g.offsets(i, off);
     const TS v = src[off[1]];
@@ -176,7 +275,7 @@ __global__ void copy_kernel(int64_t n, Geometry<2> g, TD* dst, const TS* src, bo
 
 template <class T>
 __global__ void fill_kernel(int64_t n, Geometry<1> g, T* dst, T value) {
-  IRIS_GRID_STRIDE(i, n) {
+  IRIS_OPS_GRID_STRIDE(i, n) {
     int64_t off[1];
     g.offsets(i, off);
     dst[off[0]] = value;
@@ -187,10 +286,10 @@ __global__ void fill_kernel(int64_t n, Geometry<1> g, T* dst, T value) {
 template <class T>
 __global__ void random_kernel(bool normal, int64_t n, T* dst, double a, double scale,
                               uint64_t seed, uint64_t offset) {
-  IRIS_GRID_STRIDE(i, n) {
+  IRIS_OPS_GRID_STRIDE(i, n) {
     const uint64_t k = offset + static_cast<uint64_t>(i);
     const double r = normal ? philox::normal(seed, k) : philox::uniform(seed, k);
-    dst[i] = static_cast<T>(a + scale * r);
+    dst[i] = convert_value<T>(a + scale * r);
   }
 }
 
@@ -217,54 +316,32 @@ void dispatch_storage(DType dt, const char* op, Fn&& fn) {
   }
 }
 
-template <class Fn>
-void dispatch_float(DType dt, const char* op, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: return fn.template operator()<float>();
-    case DType::f64: return fn.template operator()<double>();
-    default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda (float32/float64)");
-  }
-}
-
 void unary_cuda(UnaryOp op, const UnaryParams& p, const Tensor& x, const Tensor& out) {
-  const int64_t n = out.numel();
-  if (n == 0) return;
-  dispatch_float(x.dtype(), kernels::unary_name(op), [&]<class T>() {
-    const Tensor* ops[2] = {&out, &x};
-    IRIS_LAUNCH(unary_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, op, p, n,
-                make_geometry(out.shape(), ops), static_cast<T*>(out.raw_data()),
-                static_cast<const T*>(x.raw_data()));
+  ops::dispatch_float_or_half(x.dtype(), kernels::unary_name(op), [&]<class T>() {
+    const Tensor* ins[1] = {&x};
+    launch_map<T, 1>(UnaryFn{op, p}, out, ins);
   });
 }
 
 void unary_backward_cuda(UnaryOp op, const UnaryParams& p, const Tensor& x, const Tensor& y,
                          const Tensor& dy, const Tensor& dx) {
-  const int64_t n = dx.numel();
-  if (n == 0) return;
-  dispatch_float(dx.dtype(), kernels::unary_name(op), [&]<class T>() {
-    const Tensor* ops[4] = {&dx, &x, &y, &dy};
-    IRIS_LAUNCH(unary_backward_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr,
-                op, p, n, make_geometry(dx.shape(), ops), static_cast<T*>(dx.raw_data()),
-                static_cast<const T*>(x.raw_data()), static_cast<const T*>(y.raw_data()),
-                static_cast<const T*>(dy.raw_data()));
+  ops::dispatch_float_or_half(dx.dtype(), kernels::unary_name(op), [&]<class T>() {
+    const Tensor* ins[3] = {&x, &y, &dy};
+    launch_map<T, 3>(UnaryBackwardFn{op, p, ops::is_half_v<T>}, dx, ins);
   });
 }
 
 void binary_cuda(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  const int64_t n = out.numel();
-  if (n == 0) return;
-  dispatch(out.dtype(), "binary", [&]<class T>() {
-    const Tensor* ops[3] = {&out, &a, &b};
-    IRIS_LAUNCH(binary_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, op, n,
-                make_geometry(out.shape(), ops), static_cast<T*>(out.raw_data()),
-                static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()));
+  dispatch_storage(out.dtype(), "binary", [&]<class T>() {
+    const Tensor* ins[2] = {&a, &b};
+    launch_map<T, 2>(BinaryFn{op}, out, ins);
   });
 }
 
 void compare_cuda(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  dispatch(a.dtype(), "compare", [&]<class T>() {
+  dispatch_storage(a.dtype(), "compare", [&]<class T>() {
     const Tensor* ops[3] = {&out, &a, &b};
     IRIS_LAUNCH(compare_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, op, n,
                 make_geometry(out.shape(), ops), static_cast<uint8_t*>(out.raw_data()),
@@ -275,7 +352,7 @@ void compare_cuda(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& 
 void where_cuda(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  dispatch(out.dtype(), "where", [&]<class T>() {
+  dispatch_storage(out.dtype(), "where", [&]<class T>() {
     const Tensor* ops[4] = {&out, &cond, &a, &b};
     IRIS_LAUNCH(where_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, n,
                 make_geometry(out.shape(), ops), static_cast<T*>(out.raw_data()),
@@ -301,9 +378,9 @@ void copy_cuda(const Tensor& src, const Tensor& dst) {
 void fill_cuda(const Tensor& dst, double value) {
   const int64_t n = dst.numel();
   if (n == 0) return;
-  dispatch(dst.dtype(), "fill", [&]<class T>() {
+  dispatch_storage(dst.dtype(), "fill", [&]<class T>() {
     const Tensor* ops[1] = {&dst};
-    const T v = dst.dtype() == DType::b8 ? T(value != 0) : static_cast<T>(value);
+    const T v = dst.dtype() == DType::b8 ? convert_value<T>(value != 0) : convert_value<T>(value);
     IRIS_LAUNCH(fill_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr, n,
                 make_geometry(dst.shape(), ops), static_cast<T*>(dst.raw_data()), v);
   });
@@ -315,7 +392,7 @@ void random_cuda(kernels::RandomKind kind, const Tensor& dst, double a, double s
              shape_str(dst.strides()));
   const int64_t n = dst.numel();
   if (n == 0) return;
-  dispatch_float(dst.dtype(), "random", [&]<class T>() {
+  ops::dispatch_float_or_half(dst.dtype(), "random", [&]<class T>() {
     IRIS_LAUNCH(random_kernel<T>, grid_for(n), dim3(LaunchTraits::kThreads), 0, nullptr,
                 kind == kernels::RandomKind::normal, n, static_cast<T*>(dst.raw_data()), a, scale,
                 seed, offset);

@@ -2,7 +2,8 @@
 // A warp per row up to width kWarpRowMax (several rows per block), a block per row
 // beyond. Row sums are warp shuffles (__shfl_xor_sync, full mask), then, for a block
 // per row, one shared-memory step over the warps in a fixed order. Accumulation is in
-// the input's type (fp32 for float, fp64 for double).
+// the input's type (fp32 for float, fp64 for double); bf16/f16 rows compute in fp32, keep
+// float32 statistics and partials, and round once at each 16-bit store.
 // Backward: dx in one pass per row after one reduction pass; dweight/dbias as per-group
 // partial rows (row group g owns rows g, g + G, ...; G fixed by M alone), then a final
 // kernel sums the G partials per column in order: deterministic, no atomics.
@@ -12,9 +13,10 @@
 #include <limits>
 
 #include "core/tensor.h"
-#include "kernels/elementwise.h"
-#include "kernels/emu/cuda_compat.h"
+#include "kernels/cuda/ops_launch.cuh"  // first: it brings in cuda_compat.h
+
 #include "kernels/cuda/online_softmax.cuh"
+#include "kernels/elementwise.h"
 #include "kernels/norm.h"
 
 #if defined(__CUDACC__)
@@ -40,6 +42,9 @@ struct LayerNormTraits {
   static_assert(kMaxGroupsWarp >= 1 && kMaxGroupsBlock >= 1);
 };
 using Tr = LayerNormTraits;
+using ops::compute_t;
+using ops::load_compute;
+using ops::store_compute;
 
 template <class A>
 __device__ __forceinline__ A warp_sum(A v) {
@@ -69,10 +74,11 @@ __device__ __forceinline__ A row_sum(A v) {
 }
 
 // kRowThreads threads per row: kWarp (warp per row) or kBlockThreads (block per row).
-template <class T, int kRowThreads>
+// T is the storage type, C = compute_t<T> the type of the arithmetic and the statistics.
+template <class T, int kRowThreads, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
-    layer_norm_forward_kernel(const T* x, const T* w, const T* b, int64_t M, int64_t N, T eps,
-                              T* y, T* mean, T* rstd) {
+    layer_norm_forward_kernel(const T* x, const T* w, const T* b, int64_t M, int64_t N, C eps,
+                              T* y, C* mean, C* rstd) {
   static_assert(Tr::kBlockThreads % kRowThreads == 0);
   constexpr int kRows = Tr::kBlockThreads / kRowThreads;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRows + threadIdx.x / kRowThreads;
@@ -86,12 +92,12 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
   constexpr bool kWarpRow = kRowThreads == Tr::kWarp;
   constexpr int kCache = kWarpRow ? static_cast<int>(Tr::kWarpRowMax / Tr::kWarp) : 1;
   static_assert(!kWarpRow || kCache * Tr::kWarp == Tr::kWarpRowMax);
-  T cache[kCache];
+  C cache[kCache];
   if constexpr (kWarpRow) {
     IRIS_LN_UNROLL
     for (int c = 0; c < kCache; ++c) {
       const int64_t j = t + static_cast<int64_t>(c) * Tr::kWarp;
-      cache[c] = j < N ? xr[j] : T(0);
+      cache[c] = j < N ? load_compute(xr[j]) : C(0);
     }
   }
   auto each = [&](auto&& f) {
@@ -102,30 +108,30 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
         if (j < N) f(cache[c], j);
       }
     } else {
-      for (int64_t j = t; j < N; j += kRowThreads) f(xr[j], j);
+      for (int64_t j = t; j < N; j += kRowThreads) f(load_compute(xr[j]), j);
     }
   };
   // Shifted by the first element, so the sum grows with the spread, not the mean.
-  const T shift = xr[0];
-  T s = 0;
-  each([&](T v, int64_t) { s += v - shift; });
-  const T mu = shift + row_sum<kRowThreads>(s) / static_cast<T>(N);
+  const C shift = load_compute(xr[0]);
+  C s = 0;
+  each([&](C v, int64_t) { s += v - shift; });
+  const C mu = shift + row_sum<kRowThreads>(s) / static_cast<C>(N);
   // Deviations from the rounded mean, and their mean lo (the rounding residual).
-  T sd = 0, ss = 0;
-  each([&](T v, int64_t) {
-    const T d = v - mu;
+  C sd = 0, ss = 0;
+  each([&](C v, int64_t) {
+    const C d = v - mu;
     sd += d;
     ss += d * d;
   });
-  const T lo = row_sum<kRowThreads>(sd) / static_cast<T>(N);
-  const T var_raw = row_sum<kRowThreads>(ss) / static_cast<T>(N) - lo * lo;
-  const T var = var_raw > T(0) ? var_raw : T(0);
-  const T r = T(1) / std::sqrt(var + eps);
-  each([&](T v, int64_t j) {
-    T o = ((v - mu) - lo) * r;
-    if (w) o *= w[j];
-    if (b) o += b[j];
-    yr[j] = o;
+  const C lo = row_sum<kRowThreads>(sd) / static_cast<C>(N);
+  const C var_raw = row_sum<kRowThreads>(ss) / static_cast<C>(N) - lo * lo;
+  const C var = var_raw > C(0) ? var_raw : C(0);
+  const C r = C(1) / std::sqrt(var + eps);
+  each([&](C v, int64_t j) {
+    C o = ((v - mu) - lo) * r;
+    if (w) o *= load_compute(w[j]);
+    if (b) o += load_compute(b[j]);
+    yr[j] = store_compute<T>(o);
   });
   if (t == 0) {
     mean[row] = mu + lo;
@@ -136,81 +142,77 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
 // Row group g handles rows g, g + G, ... in order. dx (may be null) per row; when part
 // is set, dy * xhat and dy of the group's rows are summed into partial rows g of
 // part[0] and part[1] ([G, N] each).
-template <class T, int kRowThreads>
+template <class T, int kRowThreads, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
-    layer_norm_backward_kernel(const T* dy, const T* x, const T* mean, const T* rstd, const T* w,
-                               int64_t M, int64_t N, int64_t G, T* dx, T* dw_part, T* db_part) {
+    layer_norm_backward_kernel(const T* dy, const T* x, const C* mean, const C* rstd, const T* w,
+                               int64_t M, int64_t N, int64_t G, T* dx, C* dw_part, C* db_part) {
   static_assert(Tr::kBlockThreads % kRowThreads == 0);
   constexpr int kRows = Tr::kBlockThreads / kRowThreads;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * kRows + threadIdx.x / kRowThreads;
   const int t = static_cast<int>(threadIdx.x % kRowThreads);
   if (g >= G) return;  // whole warps only (a block per row: never)
-  T* dwp = dw_part ? dw_part + g * N : nullptr;
-  T* dbp = db_part ? db_part + g * N : nullptr;
-  const T inv_n = T(1) / static_cast<T>(N);
+  C* dwp = dw_part ? dw_part + g * N : nullptr;
+  C* dbp = db_part ? db_part + g * N : nullptr;
+  const C inv_n = C(1) / static_cast<C>(N);
   for (int64_t row = g; row < M; row += G) {
     const T* xr = x + row * N;
     const T* dyr = dy + row * N;
-    const T mu = mean[row], rs = rstd[row];
+    const C mu = mean[row], rs = rstd[row];
     // With g = dy * w, u = x - mean and the residual lo = mean(u) (the stored mean is
     // rounded): xhat = (u - lo) * rstd, mean(g * xhat) = rstd * (sum(g u) - lo sum(g)) / N,
     // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
-    T sg = 0, sgu = 0, su = 0;
+    C sg = 0, sgu = 0, su = 0;
     for (int64_t j = t; j < N; j += kRowThreads) {
-      const T u = xr[j] - mu;
-      const T gj = w ? dyr[j] * w[j] : dyr[j];
+      const C u = load_compute(xr[j]) - mu;
+      const C d = load_compute(dyr[j]);
+      const C gj = w ? d * load_compute(w[j]) : d;
       sg += gj;
       sgu += gj * u;
       su += u;
     }
-    const T sum_g = row_sum<kRowThreads>(sg);
-    const T sum_gu = row_sum<kRowThreads>(sgu);
-    const T lo = row_sum<kRowThreads>(su) * inv_n;
-    const T mean_g = sum_g * inv_n;
-    const T mean_gx = rs * (sum_gu - lo * sum_g) * inv_n;
+    const C sum_g = row_sum<kRowThreads>(sg);
+    const C sum_gu = row_sum<kRowThreads>(sgu);
+    const C lo = row_sum<kRowThreads>(su) * inv_n;
+    const C mean_g = sum_g * inv_n;
+    const C mean_gx = rs * (sum_gu - lo * sum_g) * inv_n;
     const bool first = row == g;
     for (int64_t j = t; j < N; j += kRowThreads) {
-      const T xhat = ((xr[j] - mu) - lo) * rs;
-      const T d = dyr[j];
+      const C xhat = ((load_compute(xr[j]) - mu) - lo) * rs;
+      const C d = load_compute(dyr[j]);
       if (dx) {
-        const T gj = w ? d * w[j] : d;
-        dx[row * N + j] = rs * ((gj - mean_g) - xhat * mean_gx);
+        const C gj = w ? d * load_compute(w[j]) : d;
+        dx[row * N + j] = store_compute<T>(rs * ((gj - mean_g) - xhat * mean_gx));
       }
-      if (dwp) dwp[j] = (first ? T(0) : dwp[j]) + d * xhat;
-      if (dbp) dbp[j] = (first ? T(0) : dbp[j]) + d;
+      if (dwp) dwp[j] = (first ? C(0) : dwp[j]) + d * xhat;
+      if (dbp) dbp[j] = (first ? C(0) : dbp[j]) + d;
     }
   }
 }
 
 // Column j of dweight/dbias: the G partials summed in order.
-template <class T>
+template <class T, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kReduceThreads)
-    layer_norm_reduce_kernel(const T* dw_part, const T* db_part, int64_t G, int64_t N, T* dw,
+    layer_norm_reduce_kernel(const C* dw_part, const C* db_part, int64_t G, int64_t N, T* dw,
                              T* db) {
   for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < N;
        j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    T sw = 0, sb = 0;
+    C sw = 0, sb = 0;
     for (int64_t p = 0; p < G; ++p) {
       if (dw) sw += dw_part[p * N + j];
       if (db) sb += db_part[p * N + j];
     }
-    if (dw) dw[j] = sw;
-    if (db) db[j] = sb;
+    if (dw) dw[j] = store_compute<T>(sw);
+    if (db) db[j] = store_compute<T>(sb);
   }
 }
 
-template <class Fn>
-void dispatch_float(DType dt, const char* op, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: return fn.template operator()<float>();
-    case DType::f64: return fn.template operator()<double>();
-    default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda (float32/float64)");
-  }
-}
+using ops::ptr;
 
-template <class T>
-T* ptr(const Tensor& t) {
-  return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
+// mean and rstd are float32 for a 16-bit input, the input's dtype otherwise.
+void check_stats(const char* op, const Tensor& x, const Tensor& mean, const Tensor& rstd) {
+  const DType want = x.dtype() == DType::bf16 || x.dtype() == DType::f16 ? DType::f32 : x.dtype();
+  IRIS_CHECK(mean.dtype() == want && rstd.dtype() == want, op, ": the statistics of ", x.desc(),
+             " are ", dtype_name(want), ", got mean ", mean.desc(), ", rstd ", rstd.desc());
 }
 
 dim3 blocks_for(int64_t n, int64_t per_block) {
@@ -229,19 +231,21 @@ void layer_norm_forward_cuda(const Tensor& x, const Tensor& weight, const Tensor
     kernels::fill_table().get(rstd.device())(rstd, std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  dispatch_float(x.dtype(), "layer_norm", [&]<class T>() {
+  check_stats("layer_norm", x, mean, rstd);
+  ops::dispatch_float_or_half(x.dtype(), "layer_norm", [&]<class T>() {
+    using C = compute_t<T>;
     const T* px = ptr<const T>(x);
     const T* pw = ptr<const T>(weight);
     const T* pb = ptr<const T>(bias);
     if (N <= Tr::kWarpRowMax) {
       constexpr int kRows = Tr::kBlockThreads / Tr::kWarp;
       IRIS_LAUNCH((layer_norm_forward_kernel<T, Tr::kWarp>), blocks_for(M, kRows),
-                  dim3(Tr::kBlockThreads), 0, nullptr, px, pw, pb, M, N, static_cast<T>(eps),
-                  ptr<T>(out), ptr<T>(mean), ptr<T>(rstd));
+                  dim3(Tr::kBlockThreads), 0, nullptr, px, pw, pb, M, N, static_cast<C>(eps),
+                  ptr<T>(out), ptr<C>(mean), ptr<C>(rstd));
     } else {
       IRIS_LAUNCH((layer_norm_forward_kernel<T, Tr::kBlockThreads>), blocks_for(M, 1),
-                  dim3(Tr::kBlockThreads), 0, nullptr, px, pw, pb, M, N, static_cast<T>(eps),
-                  ptr<T>(out), ptr<T>(mean), ptr<T>(rstd));
+                  dim3(Tr::kBlockThreads), 0, nullptr, px, pw, pb, M, N, static_cast<C>(eps),
+                  ptr<T>(out), ptr<C>(mean), ptr<C>(rstd));
     }
   });
 }
@@ -261,22 +265,24 @@ void layer_norm_backward_cuda(const Tensor& dy, const Tensor& x, const Tensor& m
   }
   const bool affine = dweight.defined() || dbias.defined();
   if (!affine && !dx.defined()) return;
-  dispatch_float(x.dtype(), "layer_norm_backward", [&]<class T>() {
+  check_stats("layer_norm_backward", x, mean, rstd);
+  ops::dispatch_float_or_half(x.dtype(), "layer_norm_backward", [&]<class T>() {
+    using C = compute_t<T>;
     const bool warp_rows = N <= Tr::kWarpRowMax;
     const int64_t G =
         affine ? std::min<int64_t>(M, warp_rows ? Tr::kMaxGroupsWarp : Tr::kMaxGroupsBlock) : M;
     Tensor part;
-    T* dw_part = nullptr;
-    T* db_part = nullptr;
+    C* dw_part = nullptr;
+    C* db_part = nullptr;
     if (affine) {
-      part = Tensor::empty({2, G, N}, x.dtype(), x.device());
-      if (dweight.defined()) dw_part = ptr<T>(part);
-      if (dbias.defined()) db_part = ptr<T>(part) + G * N;
+      part = Tensor::empty({2, G, N}, dtype_v<C>, x.device());
+      if (dweight.defined()) dw_part = ptr<C>(part);
+      if (dbias.defined()) db_part = ptr<C>(part) + G * N;
     }
     const T* pdy = ptr<const T>(dy);
     const T* px = ptr<const T>(x);
-    const T* pm = ptr<const T>(mean);
-    const T* pr = ptr<const T>(rstd);
+    const C* pm = ptr<const C>(mean);
+    const C* pr = ptr<const C>(rstd);
     const T* pw = ptr<const T>(weight);
     if (warp_rows) {
       constexpr int kRows = Tr::kBlockThreads / Tr::kWarp;

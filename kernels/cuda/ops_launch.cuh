@@ -1,9 +1,11 @@
 #pragma once
-// Launch helpers shared by the pooling, batch-norm, recurrent-cell and index kernels:
-// dtype dispatch, typed data pointers, grid sizing, the full warp mask. Includes
+// Launch helpers shared by the CUDA kernels: dtype dispatch, the compute type of the 16-bit
+// floats, typed data pointers, grid sizing, the full warp mask. Includes
 // kernels/emu/cuda_compat.h itself, so it may come first in a kernel source.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "core/hd.h"
 #include "core/tensor.h"
@@ -42,6 +44,34 @@ void dispatch_float(DType dt, const char* op, Fn&& fn) {
   }
 }
 
+// As on the CPU (kernels/cpu/loops.h): bf16/f16 compute in float and round once, at the
+// store, so both backends give the same bits for the same op; other types compute in themselves.
+template <class T>
+inline constexpr bool is_half_v = std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
+template <class T>
+using compute_t = std::conditional_t<is_half_v<T>, float, T>;
+template <class T>
+IRIS_HD compute_t<T> load_compute(T v) {
+  return convert_value<compute_t<T>>(v);
+}
+template <class T>
+IRIS_HD T store_compute(compute_t<T> v) {
+  return convert_value<T>(v);
+}
+
+// dispatch_float plus bf16/f16, for kernels written over compute_t<T>.
+template <class Fn>
+void dispatch_float_or_half(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::bf16:
+      return fn.template operator()<bf16>();
+    case DType::f16:
+      return fn.template operator()<f16>();
+    default:
+      return dispatch_float(dt, op, std::forward<Fn>(fn));
+  }
+}
+
 // The CPU's dispatch_numeric set: dtypes that add.
 template <class Fn>
 void dispatch_numeric(DType dt, const char* op, Fn&& fn) {
@@ -58,6 +88,19 @@ void dispatch_numeric(DType dt, const char* op, Fn&& fn) {
       return fn.template operator()<uint8_t>();
     default:
       IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda");
+  }
+}
+
+// dispatch_numeric plus bf16/f16, for kernels written over compute_t<T>.
+template <class Fn>
+void dispatch_numeric_or_half(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::bf16:
+      return fn.template operator()<bf16>();
+    case DType::f16:
+      return fn.template operator()<f16>();
+    default:
+      return dispatch_numeric(dt, op, std::forward<Fn>(fn));
   }
 }
 

@@ -12,7 +12,8 @@
 // Reduced dims that are not one contiguous block of a dense tensor are permuted
 // last and densified first (as the CPU backend does). Every combine happens in a
 // fixed order (no atomics), so results are deterministic. Accumulation is in the
-// element type for floating point (fp32 for float) and int64 for integers.
+// element type for floating point (fp32 for float), fp32 for bf16/f16 (one rounding at
+// the store) and int64 for integers.
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -20,14 +21,17 @@
 
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
-#include "kernels/emu/cuda_compat.h"
-#include "kernels/reduce.h"
+#include "kernels/cuda/ops_launch.cuh"  // first: it brings in cuda_compat.h
+
 #include "kernels/cuda/online_softmax.cuh"
+#include "kernels/reduce.h"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
 
 using kernels::ReduceOp;
+using ops::compute_t;
+using ops::load_compute;
 
 struct ReduceTraits {
   static constexpr int kThreads = 256;  // every kernel here
@@ -56,10 +60,11 @@ struct ReduceTraits {
 };
 using Tr = ReduceTraits;
 
+// Accumulators by storage type: the compute type for the floats, int64 / double otherwise.
 template <class T>
-using Acc = std::conditional_t<std::is_floating_point_v<T>, T, int64_t>;
+using Acc = std::conditional_t<std::is_floating_point_v<compute_t<T>>, compute_t<T>, int64_t>;
 template <class T>
-using VarAcc = std::conditional_t<std::is_floating_point_v<T>, T, double>;
+using VarAcc = std::conditional_t<std::is_floating_point_v<compute_t<T>>, compute_t<T>, double>;
 
 template <class T>
 IRIS_DEV bool is_nan(T v) {
@@ -80,14 +85,14 @@ template <class T>
 struct SumOp {
   using State = Acc<T>;
   IRIS_DEV static State init() { return State(0); }
-  IRIS_DEV static void add(State& s, T x, int64_t) { s += static_cast<State>(x); }
+  IRIS_DEV static void add(State& s, T x, int64_t) { s += static_cast<State>(load_compute(x)); }
   IRIS_DEV static State combine(State a, State b) { return a + b; }
   IRIS_DEV static void store(void* out, int64_t k, State s, const Params& p) {
     T* o = static_cast<T*>(out);
     if (p.op == ReduceOp::sum)
-      o[k] = static_cast<T>(s);
-    else if constexpr (std::is_floating_point_v<T>)
-      o[k] = s / static_cast<T>(p.R);
+      o[k] = convert_value<T>(s);
+    else if constexpr (std::is_floating_point_v<State>)
+      o[k] = convert_value<T>(s / static_cast<State>(p.R));
     else
       o[k] = static_cast<T>(static_cast<double>(s) / static_cast<double>(p.R));
   }
@@ -97,12 +102,13 @@ struct SumOp {
 // largest value for max and the result of min; ties go to the lower index.
 template <class T, bool kMax>
 struct ArgOp {
+  using V = compute_t<T>;
   struct State {
     int64_t i;  // -1: no element yet
-    T v;
+    V v;
   };
-  IRIS_DEV static State init() { return State{-1, T(0)}; }
-  IRIS_DEV static bool better(T b, T a) {  // b strictly preferred over a
+  IRIS_DEV static State init() { return State{-1, V(0)}; }
+  IRIS_DEV static bool better(V b, V a) {  // b strictly preferred over a
     if (is_nan(a)) return false;
     if (is_nan(b)) return true;
     return kMax ? b > a : b < a;
@@ -114,12 +120,12 @@ struct ArgOp {
     if (better(a.v, b.v)) return a;
     return b.i < a.i ? b : a;
   }
-  IRIS_DEV static void add(State& s, T x, int64_t i) { s = combine(s, State{i, x}); }
+  IRIS_DEV static void add(State& s, T x, int64_t i) { s = combine(s, State{i, load_compute(x)}); }
   IRIS_DEV static void store(void* out, int64_t k, State s, const Params& p) {
     if (p.op == ReduceOp::argmax || p.op == ReduceOp::argmin)
       static_cast<int64_t*>(out)[k] = s.i;
     else
-      static_cast<T*>(out)[k] = s.v;
+      static_cast<T*>(out)[k] = convert_value<T>(s.v);
   }
 };
 
@@ -134,7 +140,7 @@ struct VarOp {
   };
   IRIS_DEV static State init() { return State{A(0), A(0), 0}; }
   IRIS_DEV static void add(State& s, T x, int64_t) {
-    const A v = static_cast<A>(x);
+    const A v = static_cast<A>(load_compute(x));
     s.n += 1;
     const A d = v - s.mean;
     s.mean += d / static_cast<A>(s.n);
@@ -150,7 +156,7 @@ struct VarOp {
   }
   IRIS_DEV static void store(void* out, int64_t k, State s, const Params& p) {
     const int64_t denom = s.n - p.correction;
-    static_cast<T*>(out)[k] = static_cast<T>(
+    static_cast<T*>(out)[k] = convert_value<T>(
         denom > 0 ? static_cast<double>(s.m2) / static_cast<double>(denom) : quiet_nan());
   }
 };
@@ -361,18 +367,6 @@ void launch_reduce(const Device& device, int64_t outer, int64_t R, int64_t inner
   }
 }
 
-template <class Fn>
-void dispatch_numeric(DType dt, const char* op, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: return fn.template operator()<float>();
-    case DType::f64: return fn.template operator()<double>();
-    case DType::i32: return fn.template operator()<int32_t>();
-    case DType::i64: return fn.template operator()<int64_t>();
-    case DType::u8: return fn.template operator()<uint8_t>();
-    default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda");
-  }
-}
-
 void reduce_cuda(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out,
                  int64_t correction) {
   const char* name = kernels::reduce_name(op);
@@ -424,7 +418,7 @@ void reduce_cuda(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims,
   }
   const Params p{op, R, correction};
   const Device dev = x.device();
-  dispatch_numeric(x.dtype(), name, [&]<class T>() {
+  ops::dispatch_numeric_or_half(x.dtype(), name, [&]<class T>() {
     const T* px = static_cast<const T*>(src.raw_data());
     void* po = out.raw_data();
     switch (op) {
@@ -454,13 +448,13 @@ __global__ void __launch_bounds__(Tr::kThreads)
     A carry = 0;
     for (int64_t c0 = 0; c0 < n; c0 += 32) {
       const int64_t i = c0 + lane;
-      A v = i < n ? static_cast<A>(xr[i]) : A(0);
+      A v = i < n ? static_cast<A>(load_compute(xr[i])) : A(0);
       for (int o = 1; o < 32; o <<= 1) {
         const A u = __shfl_up_sync(kFullMask, v, o);
         if (lane >= o) v += u;
       }
       v += carry;
-      if (i < n) orow[i] = static_cast<T>(v);
+      if (i < n) orow[i] = convert_value<T>(v);
       carry = __shfl_sync(kFullMask, v, 31);
     }
   }
@@ -479,8 +473,8 @@ __global__ void __launch_bounds__(Tr::kThreads)
     const int64_t base = o * n * inner + k;
     A s = 0;
     for (int64_t i = 0; i < n; ++i) {
-      s += static_cast<A>(x[base + i * inner]);
-      out[base + i * inner] = static_cast<T>(s);
+      s += static_cast<A>(load_compute(x[base + i * inner]));
+      out[base + i * inner] = convert_value<T>(s);
     }
   }
 }
@@ -497,7 +491,7 @@ void cumsum_cuda(const Tensor& x, int64_t dim, const Tensor& out) {
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= x.size(d);
   for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
-  dispatch_numeric(x.dtype(), "cumsum", [&]<class T>() {
+  ops::dispatch_numeric_or_half(x.dtype(), "cumsum", [&]<class T>() {
     const T* px = static_cast<const T*>(src.raw_data());
     T* po = static_cast<T*>(out.raw_data());
     if (inner == 1)

@@ -7,14 +7,16 @@
 //   inner > 1:  columns; a 32 x 8 block covers 32 adjacent inner positions
 //               (coalesced) and splits D in 8, partials combined through shared memory.
 // Backward reduces sum(dy * y) (softmax) or sum(dy) (log-softmax) the same way and
-// writes dx in a second pass. Combines run in a fixed order: deterministic.
+// writes dx in a second pass. Combines run in a fixed order: deterministic. bf16/f16
+// rows compute in fp32 (max, sum, lse) and round once at the store.
 #include <cmath>
 #include <cstdint>
 
 #include "core/tensor.h"
-#include "kernels/emu/cuda_compat.h"
-#include "kernels/softmax.h"
+#include "kernels/cuda/ops_launch.cuh"  // first: it brings in cuda_compat.h
+
 #include "kernels/cuda/online_softmax.cuh"
+#include "kernels/softmax.h"
 
 namespace iris::IRIS_KERNEL_NS {
 namespace {
@@ -29,6 +31,9 @@ struct SoftmaxTraits {
   static_assert(kThreads % 32 == 0 && kColX == 32 && kColX * kColY == kThreads);
 };
 using Tr = SoftmaxTraits;
+using ops::compute_t;
+using ops::load_compute;
+using ops::store_compute;
 template <class T>
 struct SumCombine {
   IRIS_DEV T operator()(T a, T b) const { return a + b; }
@@ -78,17 +83,18 @@ __global__ void __launch_bounds__(Tr::kThreads)
     softmax_rows_forward_kernel(int64_t rows, int64_t D, const T* x, T* y, bool log) {
   using G = RowGroup<kBlock>;
   for (int64_t row = G::first(); row < rows; row += G::step()) {  // uniform in the group
+    using C = compute_t<T>;
     const T* xr = x + row * D;
     T* yr = y + row * D;
-    MaxSum<T> a{neg_inf<T>(), T(0)};
-    for (int64_t i = G::lane(); i < D; i += G::kSize) online_add(a, xr[i]);
-    a = group_allreduce<kBlock>(a, MaxSumCombine<T>{});
-    if (log) {
-      const T shift = a.m + std::log(a.s);
-      for (int64_t i = G::lane(); i < D; i += G::kSize) yr[i] = xr[i] - shift;
-    } else {
-      const T inv = T(1) / a.s;
-      for (int64_t i = G::lane(); i < D; i += G::kSize) yr[i] = std::exp(xr[i] - a.m) * inv;
+    MaxSum<C> a{neg_inf<C>(), C(0)};
+    for (int64_t i = G::lane(); i < D; i += G::kSize) online_add(a, load_compute(xr[i]));
+    a = group_allreduce<kBlock>(a, MaxSumCombine<C>{});
+    // One store site: the 16-bit rounding is inlined once (fewer registers).
+    const C shift = log ? a.m + std::log(a.s) : a.m;
+    const C inv = log ? C(1) : C(1) / a.s;
+    for (int64_t i = G::lane(); i < D; i += G::kSize) {
+      const C d = load_compute(xr[i]) - shift;
+      yr[i] = store_compute<T>(log ? d : std::exp(d) * inv);
     }
   }
 }
@@ -99,16 +105,18 @@ __global__ void __launch_bounds__(Tr::kThreads)
                                  bool log) {
   using G = RowGroup<kBlock>;
   for (int64_t row = G::first(); row < rows; row += G::step()) {
+    using C = compute_t<T>;
     const T* dyr = dy + row * D;
     const T* yr = y + row * D;
     T* dxr = dx + row * D;
-    T s = 0;
-    for (int64_t i = G::lane(); i < D; i += G::kSize) s += log ? dyr[i] : dyr[i] * yr[i];
-    s = group_allreduce<kBlock>(s, SumCombine<T>{});
-    if (log)
-      for (int64_t i = G::lane(); i < D; i += G::kSize) dxr[i] = dyr[i] - std::exp(yr[i]) * s;
-    else
-      for (int64_t i = G::lane(); i < D; i += G::kSize) dxr[i] = yr[i] * (dyr[i] - s);
+    C s = 0;
+    for (int64_t i = G::lane(); i < D; i += G::kSize)
+      s += log ? load_compute(dyr[i]) : load_compute(dyr[i]) * load_compute(yr[i]);
+    s = group_allreduce<kBlock>(s, SumCombine<C>{});
+    for (int64_t i = G::lane(); i < D; i += G::kSize) {
+      const C g = load_compute(dyr[i]), v = load_compute(yr[i]);
+      dxr[i] = store_compute<T>(log ? g - std::exp(v) * s : v * (g - s));
+    }
   }
 }
 
@@ -139,20 +147,19 @@ __global__ void __launch_bounds__(Tr::kThreads)
   IRIS_COLUMN_LOOP(o, k) {
     const int64_t k = k0 + threadIdx.x;
     const bool live = k < inner;
+    using C = compute_t<T>;
     const int64_t base = o * D * inner + k;
-    MaxSum<T> a{neg_inf<T>(), T(0)};
+    MaxSum<C> a{neg_inf<C>(), C(0)};
     if (live)
-      for (int64_t i = threadIdx.y; i < D; i += Tr::kColY) online_add(a, x[base + i * inner]);
-    a = column_allreduce(a, MaxSumCombine<T>{});
+      for (int64_t i = threadIdx.y; i < D; i += Tr::kColY)
+        online_add(a, load_compute(x[base + i * inner]));
+    a = column_allreduce(a, MaxSumCombine<C>{});
     if (!live) continue;  // after the barriers
-    if (log) {
-      const T shift = a.m + std::log(a.s);
-      for (int64_t i = threadIdx.y; i < D; i += Tr::kColY)
-        y[base + i * inner] = x[base + i * inner] - shift;
-    } else {
-      const T inv = T(1) / a.s;
-      for (int64_t i = threadIdx.y; i < D; i += Tr::kColY)
-        y[base + i * inner] = std::exp(x[base + i * inner] - a.m) * inv;
+    const C shift = log ? a.m + std::log(a.s) : a.m;
+    const C inv = log ? C(1) : C(1) / a.s;
+    for (int64_t i = threadIdx.y; i < D; i += Tr::kColY) {
+      const C d = load_compute(x[base + i * inner]) - shift;
+      y[base + i * inner] = store_compute<T>(log ? d : std::exp(d) * inv);
     }
   }
 }
@@ -164,18 +171,20 @@ __global__ void __launch_bounds__(Tr::kThreads)
   IRIS_COLUMN_LOOP(o, k) {
     const int64_t k = k0 + threadIdx.x;
     const bool live = k < inner;
+    using C = compute_t<T>;
     const int64_t base = o * D * inner + k;
-    T s = 0;
+    C s = 0;
     if (live)
       for (int64_t i = threadIdx.y; i < D; i += Tr::kColY) {
         const int64_t j = base + i * inner;
-        s += log ? dy[j] : dy[j] * y[j];
+        s += log ? load_compute(dy[j]) : load_compute(dy[j]) * load_compute(y[j]);
       }
-    s = column_allreduce(s, SumCombine<T>{});
+    s = column_allreduce(s, SumCombine<C>{});
     if (!live) continue;
     for (int64_t i = threadIdx.y; i < D; i += Tr::kColY) {
       const int64_t j = base + i * inner;
-      dx[j] = log ? dy[j] - std::exp(y[j]) * s : y[j] * (dy[j] - s);
+      const C g = load_compute(dy[j]), v = load_compute(y[j]);
+      dx[j] = store_compute<T>(log ? g - std::exp(v) * s : v * (g - s));
     }
   }
 }
@@ -197,15 +206,6 @@ Geometry3 geometry(const Tensor& x, int64_t dim) {
   return g;
 }
 
-template <class Fn>
-void dispatch_float(DType dt, const char* op, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: return fn.template operator()<float>();
-    case DType::f64: return fn.template operator()<double>();
-    default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda (float32/float64)");
-  }
-}
-
 void check_dense(const char* op, const Tensor& t) {
   IRIS_CHECK(t.is_contiguous(), op, ": expected a dense tensor, got ", t.desc());
 }
@@ -216,7 +216,7 @@ void softmax_forward_cuda(const Tensor& x, int64_t dim, bool log, const Tensor& 
   check_dense(name, out);
   if (x.numel() == 0) return;
   const Geometry3 g = geometry(x, dim);
-  dispatch_float(x.dtype(), name, [&]<class T>() {
+  ops::dispatch_float_or_half(x.dtype(), name, [&]<class T>() {
     const T* px = static_cast<const T*>(x.raw_data());
     T* py = static_cast<T*>(out.raw_data());
     if (g.inner > 1) {
@@ -242,7 +242,7 @@ void softmax_backward_cuda(const Tensor& dy, const Tensor& y, int64_t dim, bool 
   check_dense(name, dx);
   if (y.numel() == 0) return;
   const Geometry3 g = geometry(y, dim);
-  dispatch_float(y.dtype(), name, [&]<class T>() {
+  ops::dispatch_float_or_half(y.dtype(), name, [&]<class T>() {
     const T* pdy = static_cast<const T*>(dy.raw_data());
     const T* py = static_cast<const T*>(y.raw_data());
     T* pdx = static_cast<T*>(dx.raw_data());
