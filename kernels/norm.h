@@ -1,6 +1,7 @@
 #pragma once
 // Layer norm and batch norm kernels (any device). Inputs arrive dense and
-// row-major from the op layer; statistics are kept in the input's dtype.
+// row-major from the op layer; statistics are kept in the input's dtype
+// (float32 for bf16/fp16 inputs).
 #include <cstdint>
 
 #include "core/tensor.h"

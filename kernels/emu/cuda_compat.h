@@ -19,6 +19,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch_stream.h"
 
 #define IRIS_EMU 0
 #define IRIS_KERNEL_NS cuda
@@ -58,7 +59,8 @@ IRIS_STRUCT_SHUFFLE(__shfl_xor_sync, int)
 
 #define IRIS_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)     \
   do {                                                                  \
-    kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__); \
+    kernel<<<(grid), (block), (shared_bytes),                           \
+             ::iris::cuda::launch_stream(stream)>>>(__VA_ARGS__);       \
     IRIS_CUDA_CHECK(cudaGetLastError());                                \
   } while (0)
 #define IRIS_SHARED(T, name, ...) __shared__ __align__(16) T name __VA_ARGS__

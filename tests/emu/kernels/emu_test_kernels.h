@@ -2,7 +2,7 @@
 // Host launchers of the emulator's test kernels (tests/emu/kernels/*.cu). The
 // same sources compile with nvcc (ctest emu_nvcc_compile_*) and with g++
 // against the emulator (linked into the test_emu_* binaries). All pointers are
-// device pointers; every launch uses the default stream.
+// device pointers; every launch uses the current stream.
 #include <cstdint>
 
 namespace iris::emu_test {
