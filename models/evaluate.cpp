@@ -86,20 +86,35 @@ void evaluate_vqa(const Run& run, const std::string& file, const EvalOptions& o,
   bool typed = true;
   for (size_t first = 0; first < records.size(); first += o.batch) {
     const size_t end = std::min(records.size(), first + static_cast<size_t>(o.batch));
+    // Each image of the batch is read and encoded once for all of its questions.
     std::vector<std::string> paths, questions;
-    for (size_t i = first; i < end; ++i) paths.push_back(records[i].image);
+    std::map<std::string, size_t> path_row;
+    std::vector<size_t> row_of;  // per record of the batch
+    for (size_t i = first; i < end; ++i) {
+      const auto [it, added] = path_row.emplace(records[i].image, paths.size());
+      if (added) paths.push_back(records[i].image);
+      row_of.push_back(it->second);
+    }
     std::vector<bool> kept;
     const Tensor images = load_images(run, paths, o.skip_bad, &kept, r);
     if (!images.defined()) continue;
-    for (size_t i = first; i < end; ++i)
-      if (kept[i - first]) questions.push_back(records[i].question);
+    std::vector<int64_t> kept_row(paths.size(), -1), image_of;
+    for (size_t p = 0, n = 0; p < paths.size(); ++p)
+      if (kept[p]) kept_row[p] = static_cast<int64_t>(n++);
+    for (size_t i = first; i < end; ++i) {
+      if (kept_row[row_of[i - first]] < 0) continue;
+      questions.push_back(records[i].question);
+      image_of.push_back(kept_row[row_of[i - first]]);
+    }
     const TokenBatch q = encode_questions(run, questions);
     const Device dev = model_device(run);
-    const auto pred =
-        argmax(model.forward(images, q.ids.to(dev), q.lengths.to(dev)), 1).to_vector<int64_t>();
+    const Tensor rows =
+        Tensor::from_vector(image_of, {static_cast<int64_t>(image_of.size())}).to(dev);
+    const auto pred = argmax(model.forward(images, q.ids.to(dev), q.lengths.to(dev), rows), 1)
+                          .to_vector<int64_t>();
     size_t k = 0;
     for (size_t i = first; i < end; ++i) {
-      if (!kept[i - first]) continue;
+      if (kept_row[row_of[i - first]] < 0) continue;
       r->predictions.push_back(run.answers.at(pred[k++]));
       answers.push_back(records[i].answers);
       types.push_back(records[i].type);
@@ -151,16 +166,15 @@ void evaluate_retrieval(const Run& run, const std::string& file, const EvalOptio
   IRIS_CHECK(n_images > 0, "eval: ", file, ": no images to retrieve");
   r->samples = n_images;
   const Tensor similarity = matmul(cat(image_emb, 0), cat(text_emb, 0).t()).to(Device::cpu());
-  r->retrieval = retrieval_recall(similarity, text_image, {1, 5, 10});
-
-  // Which images each caption text describes, then where each caption's best image falls.
-  std::map<std::string, std::set<int64_t>> described;
-  for (size_t t = 0; t < text_image.size(); ++t) described[all_texts[t]].insert(text_image[t]);
-  const auto best = argmax(similarity, 0).to_vector<int64_t>();
-  int64_t hits = 0;
-  for (size_t t = 0; t < best.size(); ++t) hits += described[all_texts[t]].count(best[t]);
-  r->text_to_image_r1_same_caption =
-      static_cast<double>(hits) / static_cast<double>(text_image.size());
+  // Identical caption strings (a grammar writes "a small red circle" for several images) are
+  // one caption that matches each of its images; retrieval_pairs counts only the writer.
+  std::map<std::string, int64_t> key_of;
+  std::vector<int64_t> keys;
+  for (const auto& text : all_texts)
+    keys.push_back(key_of.emplace(text, static_cast<int64_t>(key_of.size())).first->second);
+  r->retrieval = retrieval_recall(similarity, text_image, {1, 5, 10}, keys);
+  r->retrieval_pairs = retrieval_recall(similarity, text_image, {1, 5, 10});
+  r->distinct_texts = static_cast<int64_t>(key_of.size());
 }
 
 std::string num(double v) {
@@ -211,7 +225,10 @@ std::string EvalResult::to_json() const {
       os << ", \"text_to_image_r" << retrieval.ks[i] << "\": " << num(retrieval.text_to_image[i]);
     for (size_t i = 0; i < retrieval.ks.size(); ++i)
       os << ", \"image_to_text_r" << retrieval.ks[i] << "\": " << num(retrieval.image_to_text[i]);
-    os << ", \"text_to_image_r1_same_caption\": " << num(text_to_image_r1_same_caption);
+    for (size_t i = 0; i < retrieval_pairs.ks.size(); ++i)
+      os << ", \"pair_text_to_image_r" << retrieval_pairs.ks[i]
+         << "\": " << num(retrieval_pairs.text_to_image[i]);
+    os << ", \"distinct_texts\": " << distinct_texts;
   }
   os << "}";
   return os.str();

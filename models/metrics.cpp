@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
 #include <string_view>
 #include <unordered_map>
 
@@ -273,7 +274,8 @@ VqaAccuracy vqa_accuracy(const std::vector<std::string>& predictions,
 }
 
 RetrievalRecall retrieval_recall(const Tensor& similarity, const std::vector<int64_t>& text_image,
-                                 const std::vector<int64_t>& ks) {
+                                 const std::vector<int64_t>& ks,
+                                 const std::vector<int64_t>& text_keys) {
   IRIS_CHECK(similarity.defined() && similarity.dim() == 2 && is_floating(similarity.dtype()),
              "retrieval_recall: expected a float similarity [N_images, N_texts], got ",
              similarity.defined() ? similarity.desc() : std::string("an undefined tensor"));
@@ -281,6 +283,9 @@ RetrievalRecall retrieval_recall(const Tensor& similarity, const std::vector<int
   IRIS_CHECK(I > 0 && T > 0, "retrieval_recall: empty similarity ", similarity.desc());
   IRIS_CHECK(static_cast<int64_t>(text_image.size()) == T, "retrieval_recall: ", text_image.size(),
              " text-to-image labels for similarity ", similarity.desc());
+  IRIS_CHECK(text_keys.empty() || static_cast<int64_t>(text_keys.size()) == T,
+             "retrieval_recall: ", text_keys.size(), " text keys for similarity ",
+             similarity.desc());
   IRIS_CHECK(!ks.empty(), "retrieval_recall: no K given");
   for (int64_t k : ks) IRIS_CHECK(k >= 1, "retrieval_recall: K must be >= 1, got ", k);
   std::vector<int64_t> texts_of_image(I, 0);
@@ -296,20 +301,38 @@ RetrievalRecall retrieval_recall(const Tensor& similarity, const std::vector<int
     IRIS_CHECK(std::isfinite(v), "retrieval_recall: a non-finite similarity (", v, ") in ",
                similarity.desc());
 
-  // Rank (from 0) of the first true match when ties put true matches last.
+  // Which (image, text) pairs match: the text was written for the image, or (with keys) a
+  // text of the same key was. images_of[g] lists (sorted) the images of text group g.
+  std::vector<int64_t> group(T);
+  std::vector<std::vector<int64_t>> images_of;
+  std::map<int64_t, int64_t> group_of_key;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t key = text_keys.empty() ? t : text_keys[t];
+    const auto [it, added] = group_of_key.emplace(key, static_cast<int64_t>(images_of.size()));
+    if (added) images_of.emplace_back();
+    group[t] = it->second;
+    images_of[it->second].push_back(text_image[t]);
+  }
+  for (auto& images : images_of) std::sort(images.begin(), images.end());
+  const auto match = [&](int64_t i, int64_t t) {
+    return std::binary_search(images_of[group[t]].begin(), images_of[group[t]].end(), i);
+  };
+  // Rank (from 0) of the first match when ties put matches last.
   std::vector<int64_t> i2t_rank(I), t2i_rank(T);
   for (int64_t i = 0; i < I; ++i) {
     double best = -INFINITY;
     for (int64_t t = 0; t < T; ++t)
-      if (text_image[t] == i) best = std::max(best, s[i * T + t]);
+      if (match(i, t)) best = std::max(best, s[i * T + t]);
     int64_t rank = 0;
-    for (int64_t t = 0; t < T; ++t) rank += text_image[t] != i && s[i * T + t] >= best;
+    for (int64_t t = 0; t < T; ++t) rank += !match(i, t) && s[i * T + t] >= best;
     i2t_rank[i] = rank;
   }
   for (int64_t t = 0; t < T; ++t) {
-    const double truth = s[text_image[t] * T + t];
+    double best = -INFINITY;
+    for (int64_t i = 0; i < I; ++i)
+      if (match(i, t)) best = std::max(best, s[i * T + t]);
     int64_t rank = 0;
-    for (int64_t i = 0; i < I; ++i) rank += i != text_image[t] && s[i * T + t] >= truth;
+    for (int64_t i = 0; i < I; ++i) rank += !match(i, t) && s[i * T + t] >= best;
     t2i_rank[t] = rank;
   }
   RetrievalRecall out;

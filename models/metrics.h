@@ -105,7 +105,12 @@ struct RetrievalRecall {
 // similarity [N_images, N_texts] (any float dtype); text_image[t] is the image of text t,
 // and every image needs at least one text. Ties count against the query: a true match
 // ranks after every wrong candidate with an equal score.
+// text_keys (empty, or one per text): texts with equal keys are the same caption (e.g. the
+// same string written for two images by a caption grammar). A caption then matches every
+// image it was written for, and an image every copy of its captions: identical strings
+// have identical embeddings, so no model could tell which copy was meant.
 RetrievalRecall retrieval_recall(const Tensor& similarity, const std::vector<int64_t>& text_image,
-                                 const std::vector<int64_t>& ks = {1, 5, 10});
+                                 const std::vector<int64_t>& ks = {1, 5, 10},
+                                 const std::vector<int64_t>& text_keys = {});
 
 }  // namespace iris::models

@@ -120,11 +120,11 @@ struct EvalResult {
   std::vector<std::string> skip_messages;
   CaptionMetrics caption;     // task caption
   VqaAccuracy vqa;            // task vqa
-  RetrievalRecall retrieval;  // task retrieval
-  // Retrieval: the fraction of captions whose top image has that very caption among its
-  // references. Recall@1 counts only the caption's own image, so a caption shared by several
-  // images ("a small red circle") caps it; this counts any image the caption describes.
-  double text_to_image_r1_same_caption = 0;
+  // Task retrieval: recall where a caption string written for several images ("a small red
+  // circle") matches each of them (retrieval_recall's text keys), and the same counting only
+  // the image each caption was written for (which such shared strings cap below 1).
+  RetrievalRecall retrieval, retrieval_pairs;
+  int64_t distinct_texts = 0;
   std::vector<std::string> predictions;  // generated captions / predicted answers, in order
   // One JSON object with the task's figures, e.g. {"task": "caption", "samples": 1000,
   // "bleu1": ..., "bleu4": ..., "cider_d": ..., "rouge_l": ...}.
@@ -142,6 +142,7 @@ namespace train_detail {
 // lengths [B].
 struct TaskBatch {
   Tensor images, tokens, lengths, answers;
+  Tensor image_of;  // VQA: the row of `images` each question asks about
   int64_t samples = 0;
 };
 

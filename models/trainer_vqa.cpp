@@ -1,5 +1,8 @@
 // VQA (fusion-early, fusion-late, fusion-xattn): answer classification over the answers of
 // the training set (most frequent first), cross-entropy; validated by VQA accuracy.
+// A training sample is an image with all of its questions (in file order): the image is
+// decoded and encoded once per step for all of them, which makes a step over a set with
+// four questions per image about three times cheaper than one image per question.
 #include <algorithm>
 #include <map>
 
@@ -22,9 +25,14 @@ class VqaTask : public TrainTask {
     IRIS_CHECK(!records_.empty(), "train: ", o.data, ": no questions");
     std::vector<std::string> questions;
     std::map<std::string, int64_t> count;
-    for (const auto& r : records_) {
+    std::map<std::string, size_t> image_sample;
+    for (size_t i = 0; i < records_.size(); ++i) {
+      const VqaRecord& r = records_[i];
       questions.push_back(r.question);
       ++count[r.answer];
+      const auto [it, added] = image_sample.emplace(r.image, samples_.size());
+      if (added) samples_.emplace_back();
+      samples_[it->second].push_back(i);
     }
     run->vocab = Vocabulary::build(questions);
     std::vector<std::pair<std::string, int64_t>> by_count(count.begin(), count.end());
@@ -41,14 +49,23 @@ class VqaTask : public TrainTask {
     run->max_len = std::min<int64_t>(longest, 48);
   }
 
-  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
+  int64_t size() const override { return static_cast<int64_t>(samples_.size()); }
 
   TaskBatch load(int64_t index, const nn::BatchRequest& request) const override {
-    const VqaRecord& r = records_[index];
+    const std::vector<size_t>& asked = samples_[index];
+    std::vector<std::string> questions;
+    std::vector<int64_t> answers;
+    for (size_t i : asked) {
+      questions.push_back(records_[i].question);
+      answers.push_back(answer_id_.at(records_[i].answer));
+    }
     TaskBatch s;
-    s.images = training_image(r.image, run_->image, options_.hflip, request, index);
-    s.tokens = encode_texts(run_->vocab, {r.question}, false, run_->max_len).ids;
-    s.answers = Tensor::from_vector(std::vector<int64_t>{answer_id_.at(r.answer)}, {1});
+    s.images = training_image(records_[asked.front()].image, run_->image, options_.hflip, request,
+                              index);
+    const TokenBatch tb = encode_texts(run_->vocab, questions, false, run_->max_len);
+    s.tokens = tb.ids;
+    s.lengths = tb.lengths;
+    s.answers = Tensor::from_vector(answers, {static_cast<int64_t>(answers.size())});
     s.samples = 1;
     return s;
   }
@@ -56,10 +73,19 @@ class VqaTask : public TrainTask {
   TaskBatch collate(std::vector<TaskBatch>&& samples) const override {
     std::vector<Tensor> images, answers;
     std::vector<std::vector<int64_t>> questions;
-    for (const auto& s : samples) {
+    std::vector<int64_t> image_of;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const TaskBatch& s = samples[i];
       images.push_back(s.images);
       answers.push_back(s.answers);
-      questions.push_back(s.tokens.to_vector<int64_t>());
+      const int64_t len = s.tokens.size(1);
+      const std::vector<int64_t> ids = s.tokens.to_vector<int64_t>();
+      const std::vector<int64_t> lengths = s.lengths.to(DType::i64).to_vector<int64_t>();
+      for (size_t q = 0; q < lengths.size(); ++q) {
+        const auto row = ids.begin() + static_cast<int64_t>(q) * len;
+        questions.emplace_back(row, row + lengths[q]);
+        image_of.push_back(static_cast<int64_t>(i));
+      }
     }
     const nn::PaddedTokens padded = nn::pad_sequences(questions, Vocabulary::kPad);
     TaskBatch out;
@@ -67,13 +93,15 @@ class VqaTask : public TrainTask {
     out.tokens = padded.ids;
     out.lengths = padded.lengths.to(DType::i64);
     out.answers = cat(answers, 0);
+    out.image_of = Tensor::from_vector(image_of, {static_cast<int64_t>(image_of.size())});
     out.samples = static_cast<int64_t>(samples.size());
     return out;
   }
 
   Tensor loss(nn::Module& model, const TaskBatch& batch) const override {
     auto& vqa = dynamic_cast<FusionVqa&>(model);
-    return cross_entropy(vqa.forward(batch.images, batch.tokens, batch.lengths), batch.answers);
+    return cross_entropy(
+        vqa.forward(batch.images, batch.tokens, batch.lengths, batch.image_of), batch.answers);
   }
 
   std::string metric_name() const override { return "accuracy"; }
@@ -89,6 +117,7 @@ class VqaTask : public TrainTask {
   TrainOptions options_;
   Run* run_;
   std::vector<VqaRecord> records_;
+  std::vector<std::vector<size_t>> samples_;  // per image: its questions' records
   std::map<std::string, int64_t> answer_id_;
 };
 

@@ -125,13 +125,26 @@ std::pair<Tensor, Tensor> FusionVqa::question(const Tensor& questions, const Ten
   return {o.output, o.h_n.select(0, config.text_depth - 1)};
 }
 
-Tensor FusionVqa::forward(const Tensor& images, const Tensor& questions, const Tensor& lengths) {
+Tensor FusionVqa::per_question(const Tensor& rows, const Tensor& image_of,
+                               int64_t questions) const {
+  if (!image_of.defined()) {
+    IRIS_CHECK(rows.size(0) == questions, "FusionVqa(", config.fusion, "): ", rows.size(0),
+               " images but ", questions, " questions (pass image_of to share images)");
+    return rows;
+  }
+  IRIS_CHECK(image_of.dim() == 1 && image_of.size(0) == questions && image_of.dtype() == DType::i64,
+             "FusionVqa(", config.fusion, "): image_of must be int64 [", questions, "], got ",
+             image_of.desc());
+  return index_select(rows, 0, image_of);  // checks each index against the images
+}
+
+Tensor FusionVqa::forward(const Tensor& images, const Tensor& questions, const Tensor& lengths,
+                          const Tensor& image_of) {
   if (!config.uses_image() || !config.uses_text())
-    return unimodal_forward(images, questions, lengths);
-  const Tensor img = image_tokens(images);
-  IRIS_CHECK(questions.defined() && questions.dim() == 2 && questions.size(0) == img.size(0),
-             "FusionVqa: ", img.size(0), " images but questions ",
+    return unimodal_forward(images, questions, lengths, image_of);
+  IRIS_CHECK(questions.defined() && questions.dim() == 2, "FusionVqa: expected questions [B, T], got ",
              questions.defined() ? questions.desc() : "undefined");
+  const Tensor img = per_question(image_tokens(images), image_of, questions.size(0));
   const auto [q_tokens, q_pooled] = question(questions, lengths);
   Tensor fused;
   if (config.fusion == "late") {
@@ -157,9 +170,10 @@ Tensor FusionVqa::forward(const Tensor& images, const Tensor& questions, const T
 }
 
 Tensor FusionVqa::unimodal_forward(const Tensor& images, const Tensor& questions,
-                                   const Tensor& lengths) {
+                                   const Tensor& lengths, const Tensor& image_of) {
   // The ignored modality, when given, must still describe the same batch.
-  if (images.defined() && questions.defined() && images.dim() >= 1 && questions.dim() >= 1)
+  if (images.defined() && questions.defined() && images.dim() >= 1 && questions.dim() >= 1 &&
+      !image_of.defined())
     IRIS_CHECK(images.size(0) == questions.size(0), "FusionVqa(", config.fusion,
                "): ", images.size(0), " images but questions ", questions.desc());
   Tensor x;
@@ -172,7 +186,10 @@ Tensor FusionVqa::unimodal_forward(const Tensor& images, const Tensor& questions
   }
   for (size_t i = 0; i < blocks->size(); ++i)
     x = blocks->at<nn::TransformerBlock>(i).forward(x, Tensor(), opt);
-  return classifier->forward(pool_tokens(ln->forward(x), opt.lengths, "mean"));
+  const Tensor logits = classifier->forward(pool_tokens(ln->forward(x), opt.lengths, "mean"));
+  if (!config.uses_image() || !image_of.defined()) return logits;
+  // One answer per image, repeated for each of its questions (which the model does not read).
+  return per_question(logits, image_of, image_of.size(0));
 }
 
 std::string FusionVqa::extra_repr() const {

@@ -74,7 +74,11 @@ class FusionVqa : public nn::Module {
   // images [B, 3, S, S], questions int [B, T] (T <= max_question_len), lengths int [B] or
   // undefined (all valid) -> answer logits [B, num_answers]. The unimodal baselines accept
   // (and ignore) the modality they do not read; it may then be undefined.
-  Tensor forward(const Tensor& images, const Tensor& questions, const Tensor& lengths = Tensor());
+  // Several questions about one image: images [N, 3, S, S] and image_of int64 [B], the row of
+  // `images` each question asks about; each image is encoded once (the image encoder is most
+  // of the model's work, and a VQA set asks several questions per image).
+  Tensor forward(const Tensor& images, const Tensor& questions, const Tensor& lengths = Tensor(),
+                 const Tensor& image_of = Tensor());
   Tensor forward(const Tensor& x) override { return nn::Module::forward(x); }
   Tensor image_tokens(const Tensor& images);  // [B, M, dim]
   // Question tokens [B, T, dim] and the pooled question [B, dim].
@@ -94,7 +98,10 @@ class FusionVqa : public nn::Module {
   std::shared_ptr<nn::Sequential> classifier;
 
  private:
-  Tensor unimodal_forward(const Tensor& images, const Tensor& questions, const Tensor& lengths);
+  Tensor unimodal_forward(const Tensor& images, const Tensor& questions, const Tensor& lengths,
+                          const Tensor& image_of);
+  // Image tokens (or any per-image rows) repeated for each question: rows[image_of].
+  Tensor per_question(const Tensor& rows, const Tensor& image_of, int64_t questions) const;
 };
 
 }  // namespace iris::models

@@ -33,9 +33,9 @@ int run_eval(const EvalCliOptions& o) {
                   static_cast<long long>(r.vqa.type_count.at(type)));
   } else {
     for (size_t i = 0; i < r.retrieval.ks.size(); ++i)
-      std::printf("  recall@%lld  text->image %.4f  image->text %.4f\n",
+      std::printf("  recall@%lld  text->image %.4f  image->text %.4f  (pairs: text->image %.4f)\n",
                   static_cast<long long>(r.retrieval.ks[i]), r.retrieval.text_to_image[i],
-                  r.retrieval.image_to_text[i]);
+                  r.retrieval.image_to_text[i], r.retrieval_pairs.text_to_image[i]);
   }
   for (int64_t i = 0; i < o.show && i < static_cast<int64_t>(r.predictions.size()); ++i)
     std::printf("  [%lld] %s\n", static_cast<long long>(i), r.predictions[i].c_str());

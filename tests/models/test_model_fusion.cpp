@@ -123,6 +123,44 @@ TEST(FusionVqa, GradcheckFloat64) {
   }
 }
 
+// Questions sharing images through image_of give the logits and parameter gradients of the
+// same questions with each image repeated.
+TEST(FusionVqa, SharedImagesMatchRepeatedImages) {
+  std::vector<Variant> variants(std::begin(kVariants), std::end(kVariants));
+  variants.push_back({"image-only", "cnn", "lstm"});
+  variants.push_back({"text-only", "cnn", "transformer"});
+  const Tensor img = randn_seeded({2, 3, 8, 8}, 12, DType::f32);
+  const Tensor q = Tensor::from_vector(
+      std::vector<int64_t>{1, 4, 5, 9, 2, 3, 7, 7, 6, 5, 8, 2, 11, 0, 0}, {3, 5});
+  const Tensor l = Tensor::from_vector(std::vector<int64_t>{3, 5, 3}, {3});
+  const Tensor image_of = Tensor::from_vector(std::vector<int64_t>{1, 0, 1}, {3});
+  const Tensor repeated = index_select(img, 0, image_of).contiguous();
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(std::string(v.fusion) + "/" + v.image + "/" + v.text);
+    Generator g(9);
+    FusionVqa m(tiny(v.fusion, v.image, v.text), &g);
+    m.eval();
+    const Tensor shared = m.forward(img, q, l, image_of);
+    const Tensor each = m.forward(repeated, q, l);
+    EXPECT_EQ(shared.shape(), (Shape{3, 5}));
+    EXPECT_CLOSE(shared, each, 1e-5, 1e-6);
+    std::vector<Tensor> grads[2];
+    for (int pass = 0; pass < 2; ++pass) {
+      m.zero_grad();
+      const Tensor out = pass == 0 ? m.forward(img, q, l, image_of) : m.forward(repeated, q, l);
+      sum(out * randn_seeded({3, 5}, 13, DType::f32)).backward();
+      for (const auto& [name, p] : m.named_parameters()) grads[pass].push_back(p.grad().clone());
+    }
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_CLOSE(grads[0][i], grads[1][i], 1e-4, 1e-6);
+  }
+  Generator g(10);
+  FusionVqa m(tiny("xattn", "cnn", "lstm"), &g);
+  EXPECT_IRIS_ERROR(m.forward(img, q, l, Tensor::from_vector(std::vector<int64_t>{0, 2, 1}, {3})),
+                    "index");
+  EXPECT_IRIS_ERROR(m.forward(img, q, l, Tensor::from_vector(std::vector<int64_t>{0, 1}, {2})),
+                    "image_of");
+}
+
 TEST(FusionVqa, BadInputsAndConfigs) {
   Generator g(6);
   FusionVqa m(tiny("xattn", "cnn", "lstm"), &g);

@@ -332,13 +332,14 @@ TEST_F(Trainer, RetrievalTrainsAndEvaluatesBothDirections) {
   EXPECT_DOUBLE_EQ(e.retrieval.text_to_image[2], 1.0);  // 6 images: every rank is < 10
   EXPECT_GE(e.retrieval.image_to_text[2], e.retrieval.image_to_text[0]);
   const json::Value j = json::parse(e.to_json(), "eval json");
-  for (const char* k :
-       {"text_to_image_r1", "text_to_image_r5", "text_to_image_r10", "image_to_text_r1",
-        "image_to_text_r5", "image_to_text_r10", "text_to_image_r1_same_caption"})
+  for (const char* k : {"text_to_image_r1", "text_to_image_r5", "text_to_image_r10",
+                        "image_to_text_r1", "image_to_text_r5", "image_to_text_r10",
+                        "pair_text_to_image_r1", "distinct_texts"})
     ASSERT_NE(j.find(k), nullptr) << k;
-  EXPECT_GE(e.text_to_image_r1_same_caption, e.retrieval.text_to_image[0]);
-  // Two images with one caption text: recall@1 can credit at most one of the two identical
-  // queries; the same-caption figure credits either image.
+  // Counting shared strings as one caption can only find more.
+  EXPECT_GE(e.retrieval.text_to_image[0], e.retrieval_pairs.text_to_image[0]);
+  // Two images with one caption text: per pair, at most one of the two identical queries
+  // can rank its own image first; as one caption, both find an image it describes.
   const std::string shared = data_ + "/shared_caption.jsonl";
   {
     std::ofstream f(shared);
@@ -346,8 +347,10 @@ TEST_F(Trainer, RetrievalTrainsAndEvaluatesBothDirections) {
     f << "{\"image\": \"images/000001.png\", \"captions\": [\"a red circle\"]}\n";
   }
   const EvalResult two = evaluate(run, shared);
-  EXPECT_LE(two.retrieval.text_to_image[0], 0.5);
-  EXPECT_DOUBLE_EQ(two.text_to_image_r1_same_caption, 1.0);
+  EXPECT_EQ(two.distinct_texts, 1);
+  EXPECT_LE(two.retrieval_pairs.text_to_image[0], 0.5);
+  EXPECT_DOUBLE_EQ(two.retrieval.text_to_image[0], 1.0);
+  EXPECT_DOUBLE_EQ(two.retrieval.image_to_text[0], 1.0);
 }
 
 TEST_F(Trainer, OptionsAreChecked) {

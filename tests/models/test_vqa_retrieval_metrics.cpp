@@ -153,6 +153,53 @@ TEST(Retrieval, MatchesASortingReference) {
   EXPECT_EQ(flat.text_to_image, (std::vector<double>{0, 0, 1}));
 }
 
+// With text keys, a text matches every image that any text of its key was written for.
+TEST(Retrieval, SharedCaptionKeysMatchASortingReference) {
+  const int64_t I = 20, T = 53;
+  std::vector<double> values = testing::randn_seeded({I, T}, 4, DType::f64).to_vector<double>();
+  for (double& v : values) v = std::round(v * 5.0) / 10.0;
+  const Tensor sim = Tensor::from_vector<double>(values, {I, T});
+  std::vector<int64_t> text_image(T), keys(T);
+  for (int64_t t = 0; t < T; ++t) {
+    text_image[t] = t % I;
+    keys[t] = (t * 7) % 31;  // 31 keys over 53 texts: most are shared by two images
+  }
+  const auto match = [&](int64_t i, int64_t t) {
+    for (int64_t u = 0; u < T; ++u)
+      if (keys[u] == keys[t] && text_image[u] == i) return true;
+    return false;
+  };
+  const std::vector<int64_t> ks = {1, 5, 10};
+  std::vector<double> i2t(3, 0), t2i(3, 0);
+  for (int64_t i = 0; i < I; ++i) {
+    std::vector<std::pair<double, bool>> row;
+    for (int64_t t = 0; t < T; ++t) row.emplace_back(values[i * T + t], match(i, t));
+    const int64_t rank = sorted_rank(row);
+    for (int k = 0; k < 3; ++k) i2t[k] += rank < ks[k] ? 1.0 / I : 0.0;
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<std::pair<double, bool>> col;
+    for (int64_t i = 0; i < I; ++i) col.emplace_back(values[i * T + t], match(i, t));
+    const int64_t rank = sorted_rank(col);
+    for (int k = 0; k < 3; ++k) t2i[k] += rank < ks[k] ? 1.0 / T : 0.0;
+  }
+  const RetrievalRecall r = retrieval_recall(sim, text_image, ks, keys);
+  const RetrievalRecall pairs = retrieval_recall(sim, text_image, ks);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NEAR(r.image_to_text[k], i2t[k], 1e-12);
+    EXPECT_NEAR(r.text_to_image[k], t2i[k], 1e-12);
+    EXPECT_GE(r.text_to_image[k], pairs.text_to_image[k]);
+  }
+  EXPECT_GT(r.text_to_image[0], pairs.text_to_image[0]);  // the keys do change the figure
+  // Distinct keys are the pairwise definition.
+  std::vector<int64_t> distinct(T);
+  for (int64_t t = 0; t < T; ++t) distinct[t] = 1000 + t;
+  const RetrievalRecall same = retrieval_recall(sim, text_image, ks, distinct);
+  EXPECT_EQ(same.text_to_image, pairs.text_to_image);
+  EXPECT_EQ(same.image_to_text, pairs.image_to_text);
+  EXPECT_IRIS_ERROR(retrieval_recall(sim, text_image, ks, {1, 2}), "2 text keys");
+}
+
 TEST(Retrieval, BadInput) {
   EXPECT_IRIS_ERROR(retrieval_recall(zeros({2, 3}), {0, 1}), "2 text-to-image labels");
   EXPECT_IRIS_ERROR(retrieval_recall(zeros({2, 3}), {0, 0, 0}), "image 1 has no text");
