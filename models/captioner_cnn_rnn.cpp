@@ -86,11 +86,15 @@ class FullPrefixSession : public DecodeSession {
 }  // namespace
 
 std::shared_ptr<nn::Sequential> make_conv_stages(int64_t in, const std::vector<int64_t>& channels,
-                                                 Generator* gen) {
+                                                 Generator* gen, int64_t first_stride) {
+  IRIS_CHECK(first_stride == 1 || first_stride == 2, "make_conv_stages: first_stride must be 1 or 2, got ",
+             first_stride);
   std::vector<std::shared_ptr<nn::Module>> layers;
   for (int64_t c : channels) {
+    const int64_t stride = layers.empty() ? first_stride : 2;
     layers.push_back(std::make_shared<nn::Conv2d>(
-        in, c, 3, nn::Conv2dOptions{.stride = {2, 2}, .padding = {1, 1}, .bias = false}, gen));
+        in, c, 3, nn::Conv2dOptions{.stride = {stride, stride}, .padding = {1, 1}, .bias = false},
+        gen));
     layers.push_back(std::make_shared<nn::BatchNorm2d>(c));
     layers.push_back(std::make_shared<nn::ReLU>());
     layers.push_back(std::make_shared<nn::Conv2d>(

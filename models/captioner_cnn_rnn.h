@@ -33,9 +33,11 @@ struct CnnRnnConfig {
 
 // The conv stages of cnn-rnn: per entry c of `channels`, conv3x3 stride 2 (padding 1),
 // BN, ReLU, conv3x3 (padding 1), BN, ReLU, without conv biases; children "0", "1", ...
+// first_stride: the first stage's stride (1 keeps full resolution there, which small objects
+// need: a few pixels wide, they are hard to learn behind an early stride).
 std::shared_ptr<nn::Sequential> make_conv_stages(int64_t in_channels,
                                                  const std::vector<int64_t>& channels,
-                                                 Generator* gen = nullptr);
+                                                 Generator* gen = nullptr, int64_t first_stride = 2);
 
 struct CnnRnnOutput {
   Tensor logits;     // [B, T, vocab]

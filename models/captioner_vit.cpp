@@ -140,6 +140,7 @@ VitConfig ViTCaptionerConfig::encoder() const {
   v.heads = heads;
   v.mlp_dim = mlp_dim;
   v.num_classes = 0;
+  v.stem_channels = stem_channels;
   return v;
 }
 

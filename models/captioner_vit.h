@@ -26,6 +26,7 @@ struct ViTCaptionerConfig {
   int64_t mlp_dim = 768;
   int64_t vocab = 1024;
   int64_t max_len = 24;
+  std::vector<int64_t> stem_channels;  // the encoder's conv stem (VitConfig); empty: none
 
   VitConfig encoder() const;
   void validate() const;
@@ -40,6 +41,7 @@ struct ViTCaptionerConfig {
     v("mlp_dim", mlp_dim);
     v("vocab", vocab);
     v("max_len", max_len);
+    v("stem_channels", stem_channels);
   }
 };
 

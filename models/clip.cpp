@@ -18,6 +18,7 @@ VitConfig ClipConfig::vision() const {
   v.depth = vision_depth;
   v.heads = vision_heads;
   v.mlp_dim = vision_mlp;
+  v.stem_channels = vision_stem_channels;
   return v;
 }
 
@@ -59,11 +60,12 @@ Tensor Clip::logits(const Tensor& image_embeddings, const Tensor& text_embedding
   return nn::clip_logits(image_embeddings, text_embeddings, logit_scale, config.max_logit_scale);
 }
 
-Tensor Clip::loss(const Tensor& images, const Tensor& tokens, const Tensor& lengths) {
+Tensor Clip::loss(const Tensor& images, const Tensor& tokens, const Tensor& lengths,
+                  const Tensor& matches) {
   const Tensor img = encode_image(images), txt = encode_text(tokens, lengths);
   IRIS_CHECK(img.size(0) == txt.size(0), "Clip::loss: ", img.size(0), " images but ", txt.size(0),
              " captions");
-  return nn::clip_loss(img, txt, logit_scale, config.max_logit_scale);
+  return nn::clip_loss(img, txt, logit_scale, config.max_logit_scale, matches);
 }
 
 std::string Clip::extra_repr() const {

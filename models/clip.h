@@ -6,6 +6,7 @@
 // Parameter names: logit_scale, visual.*, text.*, visual_proj.weight, text_proj.weight.
 #include <cmath>
 #include <cstdint>
+#include <vector>
 #include <memory>
 
 #include "core/rng.h"
@@ -30,6 +31,7 @@ struct ClipConfig {
   int64_t text_mlp = 768;
   int64_t embed_dim = 128;
   double max_logit_scale = 100.0;
+  std::vector<int64_t> vision_stem_channels;  // the image tower's conv stem (VitConfig)
 
   VitConfig vision() const;
   TextEncoderConfig text() const;
@@ -49,6 +51,7 @@ struct ClipConfig {
     v("text_mlp", text_mlp);
     v("embed_dim", embed_dim);
     v("max_logit_scale", max_logit_scale);
+    v("vision_stem_channels", vision_stem_channels);
   }
 };
 
@@ -62,7 +65,9 @@ class Clip : public nn::Module {
   // scale * image @ text^T: [B_images, B_texts].
   Tensor logits(const Tensor& image_embeddings, const Tensor& text_embeddings) const;
   // Symmetric InfoNCE of a batch of matching pairs (pair i: image i, caption i).
-  Tensor loss(const Tensor& images, const Tensor& tokens, const Tensor& lengths = Tensor());
+  // matches: nn::clip_loss's (captions that also describe other images of the batch).
+  Tensor loss(const Tensor& images, const Tensor& tokens, const Tensor& lengths = Tensor(),
+              const Tensor& matches = Tensor());
   std::string extra_repr() const override;
 
   ClipConfig config;

@@ -143,7 +143,9 @@ namespace train_detail {
 struct TaskBatch {
   Tensor images, tokens, lengths, answers;
   Tensor image_of;  // VQA: the row of `images` each question asks about
+  Tensor matches;   // retrieval: [B, B], 1 where caption j is also one of image i's
   int64_t samples = 0;
+  int64_t record = -1, caption = -1;  // retrieval: the sample's record and caption, for collate
 };
 
 // A task's data and loss. make_*_task reads the training file, builds the vocabulary (and

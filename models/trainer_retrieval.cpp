@@ -1,5 +1,7 @@
 // Retrieval (clip): the symmetric InfoNCE of image-caption pairs, one of an image's captions
-// per visit (drawn by the sample's seed); validated by text->image recall@1.
+// per visit (drawn by the sample's seed); validated by text->image recall@1. A caption that
+// is also one of another batch image's captions ("a small red circle" written for both)
+// matches that image too rather than being its negative.
 #include <algorithm>
 
 #include "autograd/ops.h"
@@ -38,6 +40,8 @@ class RetrievalTask : public TrainTask {
     const uint64_t pick = request.sample_seed(index) % r.captions.size();
     s.tokens = encode_texts(run_->vocab, {r.captions[pick]}, true, run_->max_len).ids;
     s.samples = 1;
+    s.record = index;
+    s.caption = static_cast<int64_t>(pick);
     return s;
   }
 
@@ -54,11 +58,22 @@ class RetrievalTask : public TrainTask {
     out.tokens = padded.ids;
     out.lengths = padded.lengths.to(DType::i64);
     out.samples = static_cast<int64_t>(samples.size());
+    const int64_t B = out.samples;
+    std::vector<float> matches(static_cast<size_t>(B * B), 0.0f);
+    for (int64_t i = 0; i < B; ++i) {
+      const auto& own = records_[samples[i].record].captions;
+      for (int64_t j = 0; j < B; ++j) {
+        const std::string& text = records_[samples[j].record].captions[samples[j].caption];
+        matches[i * B + j] = i == j || std::find(own.begin(), own.end(), text) != own.end();
+      }
+    }
+    out.matches = Tensor::from_vector(matches, {B, B});
     return out;
   }
 
   Tensor loss(nn::Module& model, const TaskBatch& batch) const override {
-    return dynamic_cast<Clip&>(model).loss(batch.images, batch.tokens, batch.lengths);
+    return dynamic_cast<Clip&>(model).loss(batch.images, batch.tokens, batch.lengths,
+                                           batch.matches);
   }
 
   std::string metric_name() const override { return "recall@1"; }

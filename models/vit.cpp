@@ -1,6 +1,7 @@
 #include "models/vit.h"
 
 #include "autograd/ops.h"
+#include "models/captioner_cnn_rnn.h"
 #include "nn/init.h"
 
 namespace iris::models {
@@ -13,6 +14,11 @@ void VitConfig::validate(const char* who) const {
              ", num_classes ", num_classes, ")");
   IRIS_CHECK(dim > 0 && heads > 0 && dim % heads == 0, who, ": dim ", dim,
              " must be a positive multiple of heads ", heads);
+  const int64_t reduce = stem_channels.empty() ? 1 : int64_t{1} << (stem_channels.size() - 1);
+  IRIS_CHECK(patch % reduce == 0, who, ": patch ", patch, " must be a multiple of ", reduce,
+             " for a stem of ", stem_channels.size(), " stages");
+  for (int64_t c : stem_channels)
+    IRIS_CHECK(c > 0, who, ": stem channels must be positive, got ", c);
 }
 
 ViT::ViT(const VitConfig& cfg, Generator* gen) : Module("ViT"), config(cfg) {
@@ -22,8 +28,14 @@ ViT::ViT(const VitConfig& cfg, Generator* gen) : Module("ViT"), config(cfg) {
   cls = register_parameter("cls", zeros({1, 1, D}));
   pos = register_parameter(
       "pos", randn({1, config.num_patches() + 1, D}, DType::f32, Device::cpu(), gen) * 0.02);
-  patch = register_module(
-      "patch", std::make_shared<nn::PatchEmbedding>(config.channels, D, config.patch, gen));
+  int64_t patch_in = config.channels, patch_size = config.patch;
+  if (!config.stem_channels.empty()) {
+    stem = register_module("stem", make_conv_stages(config.channels, config.stem_channels, gen, 1));
+    patch_in = config.stem_channels.back();
+    patch_size = config.patch >> (config.stem_channels.size() - 1);
+  }
+  patch = register_module("patch",
+                          std::make_shared<nn::PatchEmbedding>(patch_in, D, patch_size, gen));
   blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.depth; ++i)
     blocks->push_back(
@@ -39,7 +51,7 @@ Tensor ViT::forward(const Tensor& images) {
              "ViT: expected images [B, ", config.channels, ", ", config.image_size, ", ",
              config.image_size, "], got ", images.defined() ? images.desc() : "undefined");
   const int64_t B = images.size(0), D = config.dim;
-  Tensor x = patch->forward(images);  // [B, N, D]
+  Tensor x = patch->forward(stem ? stem->forward(images) : images);  // [B, N, D]
   x = cat({cls.expand({B, 1, D}), x}, 1) + pos;
   for (size_t i = 0; i < blocks->size(); ++i) x = block(i).forward(x);
   return ln->forward(x);
@@ -53,7 +65,8 @@ Tensor ViT::classify(const Tensor& images) {
 std::string ViT::extra_repr() const {
   return detail::cat("image_size=", config.image_size, ", patch=", config.patch,
                      ", dim=", config.dim, ", depth=", config.depth, ", heads=", config.heads,
-                     ", mlp_dim=", config.mlp_dim, ", num_classes=", config.num_classes);
+                     ", mlp_dim=", config.mlp_dim, ", num_classes=", config.num_classes,
+                     ", stem_stages=", config.stem_channels.size());
 }
 
 }  // namespace iris::models

@@ -3,8 +3,13 @@
 // learned position embeddings, pre-LN Transformer blocks and a final LayerNorm; plus an
 // optional classifier head on the class token. Parameter names are torch's: patch.weight,
 // patch.bias, cls, pos, blocks.<i>.*, ln.*, [head.*].
+// Optionally a hybrid (as the ViT paper's hybrid models): a small conv stem, stem.*, whose
+// first stage keeps full resolution, ahead of the patch convolution. Small objects a few
+// pixels wide are slow to learn through a linear patch projection alone; the stem learns
+// them within a few epochs. Without stem_channels the model is torch_ref's ViT exactly.
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/rng.h"
 #include "nn/layers.h"
@@ -21,6 +26,9 @@ struct VitConfig {
   int64_t heads = 12;
   int64_t mlp_dim = 3072;
   int64_t num_classes = 0;  // > 0 adds head = Linear(dim, num_classes) on the class token
+  // Conv stem stages (models::make_conv_stages, the first with stride 1): empty for none.
+  // The patch convolution then covers patch / 2^(stages - 1) stem pixels.
+  std::vector<int64_t> stem_channels;
 
   int64_t num_patches() const { return (image_size / patch) * (image_size / patch); }
   // Throws naming `who` when the sizes do not fit together.
@@ -35,6 +43,7 @@ struct VitConfig {
     v("heads", heads);
     v("mlp_dim", mlp_dim);
     v("num_classes", num_classes);
+    v("stem_channels", stem_channels);
   }
 };
 
@@ -50,6 +59,7 @@ class ViT : public nn::Module {
 
   VitConfig config;
   Tensor cls, pos;  // [1, 1, dim] (zeros), [1, 1 + num_patches, dim] (N(0, 0.02^2))
+  std::shared_ptr<nn::Sequential> stem;  // null without stem_channels
   std::shared_ptr<nn::PatchEmbedding> patch;
   std::shared_ptr<nn::ModuleList> blocks;  // TransformerBlock(dim, heads, mlp_dim)
   std::shared_ptr<nn::LayerNorm> ln;

@@ -19,7 +19,8 @@ Tensor shifted(const Tensor& lengths, int64_t offset) {
 int64_t FusionConfig::image_tokens() const {
   if (image_encoder == "vit") return (image_size / patch) * (image_size / patch) + 1;
   int64_t side = image_size;
-  for (size_t i = 0; i < cnn_channels.size(); ++i) side = (side + 1) / 2;  // conv s2, pad 1
+  for (size_t i = 0; i < cnn_channels.size(); ++i)
+    if (i > 0 || cnn_first_stride == 2) side = (side + 1) / 2;  // conv s2, pad 1
   return side * side;
 }
 
@@ -40,7 +41,9 @@ void FusionConfig::validate() const {
              ", text_depth ", text_depth, ", fusion_depth ", fusion_depth, ", num_answers ",
              num_answers, ")");
   if (image_encoder == "cnn")
-    IRIS_CHECK(!cnn_channels.empty(), "FusionVqa: the cnn image encoder needs cnn_channels");
+    IRIS_CHECK(!cnn_channels.empty() && (cnn_first_stride == 1 || cnn_first_stride == 2),
+               "FusionVqa: the cnn image encoder needs cnn_channels and cnn_first_stride 1 or 2, "
+               "got ", cnn_channels.size(), " stages and stride ", cnn_first_stride);
 }
 
 FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVqa"), config(cfg) {
@@ -49,7 +52,8 @@ FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVq
   if (config.uses_image() && config.image_encoder == "cnn") {
     img_pos =
         register_parameter("img_pos", randn({1, M, D}, DType::f32, Device::cpu(), gen) * 0.02);
-    cnn = register_module("cnn", make_conv_stages(3, config.cnn_channels, gen));
+    cnn = register_module("cnn",
+                          make_conv_stages(3, config.cnn_channels, gen, config.cnn_first_stride));
     img_proj = register_module(
         "img_proj", std::make_shared<nn::Linear>(config.cnn_channels.back(), D, true, gen));
   } else if (config.uses_image()) {

@@ -30,6 +30,7 @@ struct FusionConfig {
   std::string text_encoder = "lstm";  // lstm | transformer
   int64_t image_size = 64;
   std::vector<int64_t> cnn_channels = {32, 64, 128};  // conv stages, each halving H and W
+  int64_t cnn_first_stride = 2;                       // 1: the first stage keeps H and W
   int64_t patch = 8;                                  // vit
   int64_t vit_depth = 2;                              // vit
   int64_t dim = 128;  // width of image tokens, question tokens and fusion
@@ -52,6 +53,7 @@ struct FusionConfig {
     v("text_encoder", text_encoder);
     v("image_size", image_size);
     v("cnn_channels", cnn_channels);
+    v("cnn_first_stride", cnn_first_stride);
     v("patch", patch);
     v("vit_depth", vit_depth);
     v("dim", dim);

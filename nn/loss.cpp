@@ -73,13 +73,26 @@ Tensor clip_logits(const Tensor& image, const Tensor& text, const Tensor& logit_
 }
 
 Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_scale,
-                 double max_scale) {
+                 double max_scale, const Tensor& matches) {
   IRIS_CHECK(image.defined() && text.defined() && image.dim() == 2 && image.shape() == text.shape(),
              "clip_loss: expected image and text embeddings [N, D] of one shape, got ",
              describe(image), ", ", describe(text));
   const Tensor logits = clip_logits(image, text, logit_scale, max_scale);
-  const Tensor labels = arange(image.size(0), DType::i64, image.device());
-  return (cross_entropy(logits, labels) + cross_entropy(logits.t(), labels)) * 0.5;
+  const int64_t N = image.size(0);
+  if (!matches.defined()) {
+    const Tensor labels = arange(N, DType::i64, image.device());
+    return (cross_entropy(logits, labels) + cross_entropy(logits.t(), labels)) * 0.5;
+  }
+  IRIS_CHECK(matches.shape() == Shape({N, N}), "clip_loss: matches ", describe(matches),
+             " must be [", N, ", ", N, "] for ", N, " pairs");
+  const Tensor m = matches.to(logits.dtype()).to(logits.device()).detach();
+  const auto diagonal = m.to(Device::cpu()).to(DType::f64).to_vector<double>();
+  for (int64_t i = 0; i < N; ++i)
+    IRIS_CHECK(diagonal[i * N + i] == 1.0, "clip_loss: matches[", i, ", ", i,
+               "] must be 1 (pair i always matches)");
+  const Tensor rows = m / sum(m, {1}, true), cols = m / sum(m, {0}, true);
+  const Tensor i2t = sum(rows * log_softmax(logits, 1)), t2i = sum(cols * log_softmax(logits, 0));
+  return (i2t + t2i) * (-0.5 / static_cast<double>(N));
 }
 
 }  // namespace iris::nn

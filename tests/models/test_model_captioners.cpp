@@ -84,6 +84,46 @@ TEST(ViT, ForwardShapesAndClassifierHead) {
   EXPECT_LT(amax(abs(vit.pos)).item(), 0.02 * 6);
 }
 
+// The hybrid ViT: a conv stem (first stage at full resolution, then stride 2) ahead of a
+// patch convolution over patch / 2 stem pixels, giving the plain ViT's token count.
+TEST(ViT, ConvStemFeedsThePatchConvolution) {
+  VitConfig c;
+  c.image_size = 16;
+  c.patch = 8;
+  c.dim = 8;
+  c.depth = 1;
+  c.heads = 2;
+  c.mlp_dim = 10;
+  c.stem_channels = {3, 5};
+  Generator g(4);
+  ViT vit(c, &g);
+  vit.train();
+  EXPECT_NO_THROW(vit.find("stem.0.weight"));
+  EXPECT_EQ(vit.find("stem.0.weight").shape(), (Shape{3, 3, 3, 3}));
+  EXPECT_EQ(vit.find("stem.6.weight").shape(), (Shape{5, 3, 3, 3}));
+  EXPECT_EQ(vit.find("patch.weight").shape(), (Shape{8, 5, 4, 4}));
+  const Tensor img = randn_seeded({2, 3, 16, 16}, 2, DType::f32);
+  const Tensor features = vit.stem->forward(img);
+  EXPECT_EQ(features.shape(), (Shape{2, 5, 8, 8}));  // stride 1, then stride 2
+  Tensor x = vit.patch->forward(features);
+  x = cat({vit.cls.expand({2, 1, 8}), x}, 1) + vit.pos;
+  x = vit.ln->forward(vit.block(0).forward(x));
+  EXPECT_EQ(x.shape(), (Shape{2, 5, 8}));
+  EXPECT_CLOSE(vit.forward(img), x, 1e-6, 1e-6);
+  vit.to(DType::f64);
+  Tensor in = testing::param({2, 3, 16, 16}, 13);
+  EXPECT_GRADCHECK(
+      [&](const std::vector<Tensor>& t) { return std::vector<Tensor>{vit.forward(t[0])}; },
+      {in, vit.find("stem.0.weight"), vit.find("stem.4.bias"), vit.find("patch.weight")});
+  VitConfig odd = c;
+  odd.patch = 2;
+  odd.stem_channels = {3, 5, 7};  // a 4x reduction does not divide patch 2
+  EXPECT_IRIS_ERROR(ViT{odd}, "multiple of 4");
+  odd.patch = 8;
+  odd.stem_channels = {3, 0};
+  EXPECT_IRIS_ERROR(ViT{odd}, "stem channels");
+}
+
 TEST(ViTCaptioner, TorchRefDefaultsAndNames) {
   ViTCaptioner m;
   EXPECT_EQ(m.parameter_count(), 4602688);

@@ -161,6 +161,22 @@ TEST(FusionVqa, SharedImagesMatchRepeatedImages) {
                     "image_of");
 }
 
+// cnn_first_stride 1: the first conv stage keeps the image's resolution.
+TEST(FusionVqa, FirstStageStrideOneKeepsResolution) {
+  FusionConfig c = tiny("xattn", "cnn", "lstm");
+  c.cnn_first_stride = 1;
+  EXPECT_EQ(c.image_tokens(), 16);  // 8x8 -> 8x8 -> 4x4
+  Generator g(11);
+  FusionVqa m(c, &g);
+  m.eval();
+  const Tensor img = randn_seeded({2, 3, 8, 8}, 2, DType::f32);
+  EXPECT_EQ(m.cnn->forward(img).shape(), (Shape{2, 6, 4, 4}));
+  EXPECT_EQ(m.image_tokens(img).shape(), (Shape{2, 16, 8}));
+  EXPECT_EQ(m.forward(img, questions(), lengths()).shape(), (Shape{2, 5}));
+  c.cnn_first_stride = 3;
+  EXPECT_IRIS_ERROR(FusionVqa{c}, "cnn_first_stride");
+}
+
 TEST(FusionVqa, BadInputsAndConfigs) {
   Generator g(6);
   FusionVqa m(tiny("xattn", "cnn", "lstm"), &g);

@@ -156,7 +156,55 @@ TEST(ClipLoss, SymmetricInfoNceWithClampedTemperature) {
       },
       {i, t, s});
   EXPECT_IRIS_ERROR(clip_loss(zeros({4, 3}), zeros({5, 3}), zeros({})), "clip_loss");
+  // The identity as matches is plain InfoNCE.
+  std::vector<double> eye(25, 0.0);
+  for (int k = 0; k < 5; ++k) eye[k * 6] = 1.0;
+  EXPECT_NEAR(clip_loss(img, txt, Tensor::scalar(init, DType::f64), 100.0,
+                        Tensor::from_vector(eye, {5, 5}))
+                  .item(),
+              clip_naive(img, txt, init), 1e-12);
   EXPECT_IRIS_ERROR(clip_logits(zeros({4, 3}), zeros({4, 3}), zeros({2})), "logit_scale");
+}
+
+// Several matches per row/column: targets spread evenly over them, written out naively.
+TEST(ClipLoss, SharedCaptionsSpreadTheTarget) {
+  const int64_t N = 4, D = 3;
+  const Tensor img = randn_seeded({N, D}, 5) * 0.4, txt = randn_seeded({N, D}, 6) * 0.4;
+  // Text 2 also describes image 0, and text 3 image 1 (not symmetric).
+  const std::vector<double> m = {1, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1};
+  const double scale = 3.0;
+  const auto iv = img.to_vector<double>(), tv = txt.to_vector<double>();
+  std::vector<double> L(N * N);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t d = 0; d < D; ++d) s += iv[i * D + d] * tv[j * D + d];
+      L[i * N + j] = scale * s;
+    }
+  double total = 0;
+  for (int64_t i = 0; i < N; ++i) {  // row i: image i over texts; column i: text i over images
+    double zr = 0, zc = 0, nr = 0, nc = 0, dr = 0, dc = 0;
+    for (int64_t j = 0; j < N; ++j) zr += std::exp(L[i * N + j]), zc += std::exp(L[j * N + i]);
+    for (int64_t j = 0; j < N; ++j) {
+      nr += m[i * N + j], nc += m[j * N + i];
+      dr += m[i * N + j] * (L[i * N + j] - std::log(zr));
+      dc += m[j * N + i] * (L[j * N + i] - std::log(zc));
+    }
+    total -= dr / nr + dc / nc;
+  }
+  const Tensor matches = Tensor::from_vector(m, {N, N});
+  EXPECT_NEAR(clip_loss(img, txt, Tensor::scalar(std::log(scale), DType::f64), 100.0, matches)
+                  .item(),
+              total / (2.0 * N), 1e-12);
+  EXPECT_GRADCHECK(
+      [&](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{clip_loss(in[0], in[1], in[2], 100.0, matches)};
+      },
+      {param({N, D}, 7), param({N, D}, 8), Tensor::scalar(0.4, DType::f64).set_requires_grad(true)});
+  EXPECT_IRIS_ERROR(clip_loss(img, txt, Tensor::scalar(0.0, DType::f64), 100.0, zeros({3, 3})),
+                    "matches");
+  EXPECT_IRIS_ERROR(clip_loss(img, txt, Tensor::scalar(0.0, DType::f64), 100.0, zeros({4, 4})),
+                    "must be 1");
 }
 
 }  // namespace
