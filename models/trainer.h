@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "models/dataset.h"
 #include "models/metrics.h"
 #include "models/run.h"
 #include "nn/data_loader.h"
@@ -163,6 +164,22 @@ class TrainTask {
   virtual std::string config_fields() const = 0;
   int64_t read_skipped = 0;  // records the reader left out (skip_bad)
   std::vector<std::string> read_messages;
+};
+
+// The tasks that read a caption file (captioning, retrieval): the records, the vocabulary of
+// all their captions, run->max_len for the longest (<bos> words <eos>, at least min_len,
+// capped at max_len: longer ones are cut), and a sample that is an image with one of its
+// captions, drawn by the sample's seed.
+class CaptionFileTask : public TrainTask {
+ public:
+  CaptionFileTask(const TrainOptions& o, Run* run, int64_t min_len, int64_t max_len);
+  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
+  TaskBatch load(int64_t index, const nn::BatchRequest& request) const override;
+
+ protected:
+  TrainOptions options_;
+  Run* run_;
+  std::vector<CaptionRecord> records_;
 };
 
 std::unique_ptr<TrainTask> make_caption_task(const TrainOptions& options, Run* run);

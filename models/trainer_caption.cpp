@@ -11,36 +11,9 @@
 namespace iris::models::train_detail {
 namespace {
 
-class CaptionTask : public TrainTask {
+class CaptionTask : public CaptionFileTask {
  public:
-  CaptionTask(const TrainOptions& o, Run* run) : options_(o), run_(run) {
-    ReadReport report;
-    records_ = read_captions(o.data, {o.skip_bad}, &report);
-    read_skipped = report.skipped;
-    read_messages = report.messages;
-    std::vector<std::string> texts;
-    for (const auto& r : records_)
-      for (const auto& c : r.captions) texts.push_back(c);
-    IRIS_CHECK(!texts.empty(), "train: ", o.data, ": no captions");
-    run->vocab = Vocabulary::build(texts);
-    int64_t longest = 0;
-    for (const auto& t : texts)
-      longest = std::max<int64_t>(longest, static_cast<int64_t>(run->vocab.encode(t).size()));
-    // Positions for the longest caption (<bos> words <eos>), capped: longer ones are cut.
-    run->max_len = std::min<int64_t>(longest, 48);
-  }
-
-  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
-
-  TaskBatch load(int64_t index, const nn::BatchRequest& request) const override {
-    const CaptionRecord& r = records_[index];
-    TaskBatch s;
-    s.images = training_image(r.image, run_->image, options_.hflip, request, index);
-    const uint64_t pick = request.sample_seed(index) % r.captions.size();
-    s.tokens = encode_texts(run_->vocab, {r.captions[pick]}, true, run_->max_len).ids;
-    s.samples = 1;
-    return s;
-  }
+  CaptionTask(const TrainOptions& o, Run* run) : CaptionFileTask(o, run, 0, 48) {}
 
   TaskBatch collate(std::vector<TaskBatch>&& samples) const override {
     std::vector<Tensor> images;
@@ -77,13 +50,39 @@ class CaptionTask : public TrainTask {
     return f;
   }
 
- private:
-  TrainOptions options_;
-  Run* run_;
-  std::vector<CaptionRecord> records_;
 };
 
 }  // namespace
+
+CaptionFileTask::CaptionFileTask(const TrainOptions& o, Run* run, int64_t min_len,
+                                 int64_t max_len)
+    : options_(o), run_(run) {
+  ReadReport report;
+  records_ = read_captions(o.data, {o.skip_bad}, &report);
+  read_skipped = report.skipped;
+  read_messages = report.messages;
+  std::vector<std::string> texts;
+  for (const auto& r : records_)
+    for (const auto& c : r.captions) texts.push_back(c);
+  IRIS_CHECK(!texts.empty(), "train: ", o.data, ": no captions");
+  run->vocab = Vocabulary::build(texts);
+  int64_t longest = min_len;
+  for (const auto& t : texts)
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(run->vocab.encode(t).size()));
+  run->max_len = std::min<int64_t>(longest, max_len);
+}
+
+TaskBatch CaptionFileTask::load(int64_t index, const nn::BatchRequest& request) const {
+  const CaptionRecord& r = records_[index];
+  TaskBatch s;
+  s.images = training_image(r.image, run_->image, options_.hflip, request, index);
+  const uint64_t pick = request.sample_seed(index) % r.captions.size();
+  s.tokens = encode_texts(run_->vocab, {r.captions[pick]}, true, run_->max_len).ids;
+  s.samples = 1;
+  s.record = index;
+  s.caption = static_cast<int64_t>(pick);
+  return s;
+}
 
 std::unique_ptr<TrainTask> make_caption_task(const TrainOptions& options, Run* run) {
   return std::make_unique<CaptionTask>(options, run);

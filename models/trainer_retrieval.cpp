@@ -13,37 +13,9 @@
 namespace iris::models::train_detail {
 namespace {
 
-class RetrievalTask : public TrainTask {
+class RetrievalTask : public CaptionFileTask {
  public:
-  RetrievalTask(const TrainOptions& o, Run* run) : options_(o), run_(run) {
-    ReadReport report;
-    records_ = read_captions(o.data, {o.skip_bad}, &report);
-    read_skipped = report.skipped;
-    read_messages = report.messages;
-    std::vector<std::string> texts;
-    for (const auto& r : records_)
-      for (const auto& c : r.captions) texts.push_back(c);
-    IRIS_CHECK(!texts.empty(), "train: ", o.data, ": no captions");
-    run->vocab = Vocabulary::build(texts);
-    int64_t longest = 2;
-    for (const auto& t : texts)
-      longest = std::max<int64_t>(longest, static_cast<int64_t>(run->vocab.encode(t).size()));
-    run->max_len = std::min<int64_t>(longest, 64);
-  }
-
-  int64_t size() const override { return static_cast<int64_t>(records_.size()); }
-
-  TaskBatch load(int64_t index, const nn::BatchRequest& request) const override {
-    const CaptionRecord& r = records_[index];
-    TaskBatch s;
-    s.images = training_image(r.image, run_->image, options_.hflip, request, index);
-    const uint64_t pick = request.sample_seed(index) % r.captions.size();
-    s.tokens = encode_texts(run_->vocab, {r.captions[pick]}, true, run_->max_len).ids;
-    s.samples = 1;
-    s.record = index;
-    s.caption = static_cast<int64_t>(pick);
-    return s;
-  }
+  RetrievalTask(const TrainOptions& o, Run* run) : CaptionFileTask(o, run, 2, 64) {}
 
   TaskBatch collate(std::vector<TaskBatch>&& samples) const override {
     std::vector<Tensor> images;
@@ -84,10 +56,6 @@ class RetrievalTask : public TrainTask {
            ", \"image_size\": " + std::to_string(run_->image.size);
   }
 
- private:
-  TrainOptions options_;
-  Run* run_;
-  std::vector<CaptionRecord> records_;
 };
 
 }  // namespace

@@ -8,8 +8,8 @@
 //     return [opt] { return run_synth(*opt); };  // runs when `iris synth` was chosen
 //   });
 //
-// main() (tools/iris.cpp) adds every registered command as a CLI11 subcommand, parses,
-// and runs the chosen one; an iris::Error it throws is printed and exits with status 1.
+// run_command_line adds every registered command as a CLI11 subcommand, parses, and runs the
+// chosen one; main() (tools/iris.cpp) prints an iris::Error it throws and exits with 1.
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -27,6 +27,12 @@ struct CommandInfo {
 };
 
 std::vector<CommandInfo>& command_registry();
+
+// The `iris` command line on `app`: the global options (--threads) and every registered
+// command, sorted by name; parses argv (argv[0] is the program) and runs the chosen command,
+// returning its exit code. CLI::ParseError (--help included) propagates for the caller's
+// app.exit(), and so does whatever the command throws.
+int run_command_line(CLI::App& app, int argc, const char* const* argv);
 
 struct CommandRegistrar {
   CommandRegistrar(std::string name, std::string help, CommandSetup setup) {

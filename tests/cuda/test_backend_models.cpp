@@ -12,6 +12,7 @@
 #include "models/clip.h"
 #include "models/vqa.h"
 #include "tests/support/testing.h"
+#include "tests/support/tiny_models.h"
 
 namespace iris::models {
 namespace {
@@ -152,22 +153,9 @@ TEST(BackendModels, FusionVqaTrainingStepsMatchCpu) {
   IRIS_REQUIRE_CUDA();
   for (const char* fusion : {"early", "late", "xattn"}) {
     SCOPED_TRACE(fusion);
-    FusionConfig c;
-    c.fusion = fusion;
-    c.image_encoder = std::string(fusion) == "late" ? "vit" : "cnn";
-    c.text_encoder = std::string(fusion) == "xattn" ? "lstm" : "transformer";
-    c.image_size = 8;
-    c.cnn_channels = {4, 6};
-    c.patch = 4;
-    c.vit_depth = 1;
-    c.dim = 8;
-    c.heads = 2;
-    c.mlp_dim = 10;
-    c.vocab = 13;
-    c.max_question_len = 6;
-    c.text_depth = 1;
-    c.fusion_depth = 1;
-    c.num_answers = 5;
+    const FusionConfig c = testing::tiny_fusion(
+        fusion, std::string(fusion) == "late" ? "vit" : "cnn",
+        std::string(fusion) == "xattn" ? "lstm" : "transformer");
     auto [cpu, gpu] = twins<FusionVqa>(c);
     const Tensor img = randn_seeded({2, 3, 8, 8}, 4, DType::f32);
     const Tensor q =

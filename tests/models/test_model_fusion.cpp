@@ -5,6 +5,7 @@
 
 #include "models/vqa.h"
 #include "tests/support/testing.h"
+#include "tests/support/tiny_models.h"
 
 namespace iris::models {
 namespace {
@@ -12,23 +13,7 @@ namespace {
 using testing::randn_seeded;
 
 FusionConfig tiny(const std::string& fusion, const std::string& image, const std::string& text) {
-  FusionConfig c;
-  c.fusion = fusion;
-  c.image_encoder = image;
-  c.text_encoder = text;
-  c.image_size = 8;
-  c.cnn_channels = {4, 6};
-  c.patch = 4;
-  c.vit_depth = 1;
-  c.dim = 8;
-  c.heads = 2;
-  c.mlp_dim = 10;
-  c.vocab = 13;
-  c.max_question_len = 6;
-  c.text_depth = 1;
-  c.fusion_depth = 1;
-  c.num_answers = 5;
-  return c;
+  return testing::tiny_fusion(fusion, image, text);
 }
 
 Tensor questions() {

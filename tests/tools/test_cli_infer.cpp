@@ -17,7 +17,7 @@
 #include "models/zoo.h"
 #include "nn/json_lite.h"
 #include "tests/support/testing.h"
-#include "tools/command.h"
+#include "tests/tools/cli_runner.h"
 #include "tools/demo.h"
 
 namespace iris::tools {
@@ -27,32 +27,11 @@ namespace {
 namespace fs = std::filesystem;
 using json::Value;
 
-// Parses `iris ARGS...` as main() does, runs the chosen command, returns its stdout.
+// `iris ARGS...` as main() runs it; its stdout, after checking the exit code.
 std::string iris_cli(const std::vector<std::string>& args) {
-  CLI::App app{"iris"};
-  app.require_subcommand(1);
-  std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
-  for (const auto& c : command_registry()) {
-    CLI::App* sub = app.add_subcommand(c.name, c.help);
-    runners.emplace_back(sub, c.setup(*sub));
-  }
-  std::vector<const char*> argv{"iris"};
-  for (const auto& a : args) argv.push_back(a.c_str());
-  app.parse(static_cast<int>(argv.size()), argv.data());
-  ::testing::internal::CaptureStdout();
-  try {
-    for (auto& [sub, run] : runners) {
-      if (*sub) {
-        EXPECT_EQ(run(), 0);
-      }
-    }
-  } catch (...) {
-    std::fflush(stdout);
-    ::testing::internal::GetCapturedStdout();
-    throw;
-  }
-  std::fflush(stdout);
-  return ::testing::internal::GetCapturedStdout();
+  const CommandOutput r = run_iris(args);
+  EXPECT_EQ(r.code, 0);
+  return r.out;
 }
 
 class InferCli : public ::testing::Test {

@@ -1,66 +1,21 @@
 // The `iris synth`, `iris train` and `iris eval` commands as the command line runs them
 // (parsed by their registered CLI11 setup): files written, the printed figures, the exit
 // codes, and the last line of `iris eval` as one JSON object.
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "nn/json_lite.h"
 #include "tests/support/testing.h"
-#include "tools/command.h"
+#include "tests/tools/cli_runner.h"
 
 namespace iris::tools {
 namespace {
 namespace fs = std::filesystem;
 
-struct CommandOutput {
-  int code = -1;
-  std::string out;
-};
-
-// Runs `iris <args...>` in-process with stdout captured.
-CommandOutput run_command(const std::vector<std::string>& args) {
-  const CommandInfo* info = nullptr;
-  for (const auto& c : command_registry())
-    if (c.name == args.at(0)) info = &c;
-  if (info == nullptr) throw std::runtime_error("no command " + args.at(0));
-  CLI::App app{"iris"};
-  CLI::App* sub = app.add_subcommand(info->name, info->help);
-  const std::function<int()> run = info->setup(*sub);
-  std::vector<std::string> reversed(args.rbegin(), args.rend());
-  app.parse(reversed);
-
-  std::fflush(stdout);
-  char tmpl[] = "/tmp/iris_test_cli_out_XXXXXX";
-  const int fd = mkstemp(tmpl);
-  const int saved = dup(STDOUT_FILENO);
-  dup2(fd, STDOUT_FILENO);
-  CommandOutput result;
-  try {
-    result.code = run();
-  } catch (...) {
-    std::fflush(stdout);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    close(fd);
-    unlink(tmpl);
-    throw;
-  }
-  std::fflush(stdout);
-  dup2(saved, STDOUT_FILENO);
-  close(saved);
-  close(fd);
-  std::ifstream in(tmpl);
-  std::ostringstream os;
-  os << in.rdbuf();
-  result.out = os.str();
-  unlink(tmpl);
-  return result;
-}
+CommandOutput run_command(const std::vector<std::string>& args) { return run_iris(args); }
 
 std::string last_line(const std::string& text) {
   std::string s = text;
