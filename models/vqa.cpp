@@ -62,6 +62,7 @@ FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVq
     v.patch = config.patch;
     v.dim = D;
     v.depth = config.vit_depth;
+    v.stem_channels = config.vit_stem_channels;
     v.heads = config.heads;
     v.mlp_dim = config.mlp_dim;
     vit = register_module("vit", std::make_shared<ViT>(v, gen));

@@ -33,6 +33,7 @@ struct FusionConfig {
   int64_t cnn_first_stride = 2;                       // 1: the first stage keeps H and W
   int64_t patch = 8;                                  // vit
   int64_t vit_depth = 2;                              // vit
+  std::vector<int64_t> vit_stem_channels;             // vit: its conv stem (VitConfig)
   int64_t dim = 128;  // width of image tokens, question tokens and fusion
   int64_t heads = 4;
   int64_t mlp_dim = 256;  // Transformer MLPs and the classifier's hidden layer
@@ -56,6 +57,7 @@ struct FusionConfig {
     v("cnn_first_stride", cnn_first_stride);
     v("patch", patch);
     v("vit_depth", vit_depth);
+    v("vit_stem_channels", vit_stem_channels);
     v("dim", dim);
     v("heads", heads);
     v("mlp_dim", mlp_dim);

@@ -162,6 +162,20 @@ TEST(FusionVqa, FirstStageStrideOneKeepsResolution) {
   EXPECT_IRIS_ERROR(FusionVqa{c}, "cnn_first_stride");
 }
 
+// The ViT image encoder with a conv stem: the same token count, the stem's parameters.
+TEST(FusionVqa, VitImageEncoderTakesAStem) {
+  FusionConfig c = tiny("xattn", "vit", "transformer");
+  c.vit_stem_channels = {3, 5};
+  Generator g(12);
+  FusionVqa m(c, &g);
+  m.eval();
+  EXPECT_EQ(m.find("vit.stem.0.weight").shape(), (Shape{3, 3, 3, 3}));
+  EXPECT_EQ(m.find("vit.patch.weight").shape(), (Shape{8, 5, 2, 2}));
+  const Tensor img = randn_seeded({2, 3, 8, 8}, 2, DType::f32);
+  EXPECT_EQ(m.image_tokens(img).shape(), (Shape{2, 5, 8}));
+  EXPECT_EQ(m.forward(img, questions(), lengths()).shape(), (Shape{2, 5}));
+}
+
 TEST(FusionVqa, BadInputsAndConfigs) {
   Generator g(6);
   FusionVqa m(tiny("xattn", "cnn", "lstm"), &g);
