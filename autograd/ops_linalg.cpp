@@ -3,6 +3,7 @@
 #include "autograd/function.h"
 #include "autograd/linalg.h"
 #include "autograd/ops.h"
+#include "kernels/gemm_epilogue.h"
 #include "kernels/linalg.h"
 
 namespace iris {
@@ -147,12 +148,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Tensor w2 = weight.t().unsqueeze(0);  // [1, in, out] view: the GEMM reads it transposed
     if (!has_unit_stride(w2)) w2 = w2.contiguous();
     Tensor o2 = out.as_strided({1, rows, outf}, {rows * outf, outf, 1}, 0);
-    double beta = 0.0;
-    if (bias.defined() && rows > 0) {
-      copy_(o2, bias.view({1, 1, outf}));  // the GEMM accumulates onto the broadcast bias
-      beta = 1.0;
+    if (rows > 0 && bias.defined()) {
+      // The bias in the GEMM's epilogue (cuBLASLt's on a GPU): no second pass over out.
+      kernels::gemm_epilogue_table().get(x.device())(x2, w2, bias.contiguous(), o2,
+                                                     kernels::GemmEpilogue::bias,
+                                                     kernels::GemmImpl::automatic);
+    } else if (rows > 0) {
+      kernels::batched_gemm_table().get(x.device())(x2, w2, o2, 1.0, 0.0);
     }
-    if (rows > 0) kernels::batched_gemm_table().get(x.device())(x2, w2, o2, 1.0, beta);
   }
   std::vector<Tensor> inputs{x, weight};
   if (bias.defined()) inputs.push_back(bias);

@@ -163,6 +163,9 @@ def run_case(op, spec, t, dev, quick):
     if op == "gemm":
         fn = lambda: torch.matmul(t["x"], t["w"].t())
         return {"out": fn()}, median_ms(fn, dev, quick)
+    if op == "gemm_bias_gelu":
+        fn = lambda: F.gelu(torch.addmm(t["b"], t["x"], t["w"].t()), approximate="tanh")
+        return {"out": fn()}, median_ms(fn, dev, quick)
     raise ValueError(f"unknown op {op}")
 
 

@@ -52,11 +52,10 @@ TrainDefaults train_defaults(const std::string& model) {
                    "embed_dim": 64, "vision_stem_channels": [16, 32]})";
   } else if (task_of_model(model) == "vqa") {
     // A VQA sample is an image with all of its questions (about four on the synth set).
-    d.epochs = 12;
+    d.epochs = 15;
     d.batch = 16;
     d.lr = 2e-3;
-    d.config = R"({"image_encoder": "vit", "patch": 8, "vit_depth": 2,
-                   "vit_stem_channels": [16, 32], "dim": 96, "heads": 4, "mlp_dim": 192,
+    d.config = R"({"cnn_channels": [32, 64, 128], "dim": 96, "heads": 4, "mlp_dim": 192,
                    "text_depth": 1, "fusion_depth": 2})";
   }
   return d;
