@@ -9,6 +9,7 @@
 #include "autograd/conv.h"
 #include "autograd/function.h"
 #include "autograd/op_util.h"
+#include "autograd/autocast.h"
 #include "autograd/ops.h"
 #include "kernels/conv.h"
 #include "kernels/pool.h"
@@ -217,6 +218,14 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
               std::array<int64_t, 2> dilation, int64_t groups) {
   const Conv2dParams p = conv_params(input, weight, bias, stride, padding, dilation, groups);
+  if (const auto dt = autocast_dtype(input, weight)) {
+    // On the tensor cores in 16 bits (fp32 accumulation), returned as float32; the bias is
+    // added in float32, as linear does.
+    const Tensor y =
+        conv2d(input.to(*dt), weight.to(*dt), Tensor(), stride, padding, dilation, groups)
+            .to(DType::f32);
+    return bias.defined() ? y + bias.reshape({-1, 1, 1}) : y;
+  }
   return with_batch_dim(input, [&](const Tensor& x) { return conv2d_batched(x, weight, bias, p); });
 }
 

@@ -92,6 +92,34 @@ TEST(BackendAutocast, MatmulAndLinearComputeInSixteenBitsAndReturnFloat32) {
   EXPECT_CLOSE(product, rounded_reference(x, w.t(), DType::bf16), std::ldexp(1.0, -8), 1e-3);
 }
 
+// conv2d under autocast: the 16-bit convolution of the rounded operands (fp32 accumulation,
+// one rounding of the result), the bias added in float32, float32 gradients to the leaves.
+TEST(BackendAutocast, Conv2dComputesInSixteenBitsAndReturnsFloat32) {
+  IRIS_REQUIRE_CUDA();
+  const Tensor x = randn_seeded({2, 6, 9, 11}, 7, DType::f32);
+  const Tensor w = randn_seeded({5, 3, 3, 3}, 8, DType::f32) * 0.3;
+  const Tensor bias = randn_seeded({5}, 9, DType::f32);
+  for (DType dt : {DType::bf16, DType::f16}) {
+    Tensor xg = x.to(kCuda).detach().set_requires_grad(true);
+    Tensor wg = w.to(kCuda).detach().set_requires_grad(true);
+    Tensor y;
+    {
+      AutocastGuard autocast(dt);
+      y = conv2d(xg, wg, bias.to(kCuda), {2, 1}, {1, 1}, {1, 2}, 2);
+    }
+    EXPECT_EQ(y.dtype(), DType::f32);
+    const double ulp = dt == DType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+    const Tensor want = conv2d(x.to(dt).to(DType::f64), w.to(dt).to(DType::f64), Tensor(),
+                               {2, 1}, {1, 1}, {1, 2}, 2);
+    const Tensor product = sub(y.to(Device::cpu()), bias.reshape({-1, 1, 1})).to(DType::f64);
+    EXPECT_CLOSE(product, want, ulp, 1e-3);
+    y.backward(randn_seeded(y.shape(), 10, DType::f32).to(kCuda));
+    ASSERT_TRUE(xg.grad().defined() && wg.grad().defined());
+    EXPECT_EQ(xg.grad().dtype(), DType::f32);
+    EXPECT_EQ(wg.grad().dtype(), DType::f32);
+  }
+}
+
 // A two-layer regression trained with AdamW in float32 and under bf16 autocast (float32
 // master weights) on the CUDA device: both fit, and the final losses agree closely.
 TEST(BackendAutocast, ASmallModelTrainsUnderBf16AsInFloat32) {
