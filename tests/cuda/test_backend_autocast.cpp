@@ -97,8 +97,8 @@ TEST(BackendAutocast, MatmulAndLinearComputeInSixteenBitsAndReturnFloat32) {
 TEST(BackendAutocast, Conv2dComputesInSixteenBitsAndReturnsFloat32) {
   IRIS_REQUIRE_CUDA();
   const Tensor x = randn_seeded({2, 6, 9, 11}, 7, DType::f32);
-  const Tensor w = randn_seeded({5, 3, 3, 3}, 8, DType::f32) * 0.3;
-  const Tensor bias = randn_seeded({5}, 9, DType::f32);
+  const Tensor w = randn_seeded({6, 3, 3, 3}, 8, DType::f32) * 0.3;
+  const Tensor bias = randn_seeded({6}, 9, DType::f32);
   for (DType dt : {DType::bf16, DType::f16}) {
     Tensor xg = x.to(kCuda).detach().set_requires_grad(true);
     Tensor wg = w.to(kCuda).detach().set_requires_grad(true);
