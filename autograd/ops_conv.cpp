@@ -6,10 +6,10 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/autocast.h"
 #include "autograd/conv.h"
 #include "autograd/function.h"
 #include "autograd/op_util.h"
-#include "autograd/autocast.h"
 #include "autograd/ops.h"
 #include "kernels/conv.h"
 #include "kernels/pool.h"

@@ -31,12 +31,12 @@ Tensor as_batched(const Tensor& t, int64_t B) {
       bstride = t.stride(d);
       break;
     }
-  Tensor v = t.as_strided({B, t.size(-2), t.size(-1)}, {bstride, t.stride(-2), t.stride(-1)},
-                          t.offset());
+  Tensor v =
+      t.as_strided({B, t.size(-2), t.size(-1)}, {bstride, t.stride(-2), t.stride(-1)}, t.offset());
   if (collapsible && has_unit_stride(v)) return v;
   Tensor dense = t.contiguous();
-  return dense.as_strided({B, t.size(-2), t.size(-1)},
-                          {t.size(-2) * t.size(-1), t.size(-1), 1}, dense.offset());
+  return dense.as_strided({B, t.size(-2), t.size(-1)}, {t.size(-2) * t.size(-1), t.size(-1), 1},
+                          dense.offset());
 }
 
 void check_operands(const char* op, const Tensor& a, const Tensor& b) {
@@ -150,9 +150,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Tensor o2 = out.as_strided({1, rows, outf}, {rows * outf, outf, 1}, 0);
     if (rows > 0 && bias.defined()) {
       // The bias in the GEMM's epilogue (cuBLASLt's on a GPU): no second pass over out.
-      kernels::gemm_epilogue_table().get(x.device())(x2, w2, bias.contiguous(), o2,
-                                                     kernels::GemmEpilogue::bias,
-                                                     kernels::GemmImpl::automatic);
+      kernels::gemm_epilogue_table().get(x.device())(
+          x2, w2, bias.contiguous(), o2, kernels::GemmEpilogue::bias, kernels::GemmImpl::automatic);
     } else if (rows > 0) {
       kernels::batched_gemm_table().get(x.device())(x2, w2, o2, 1.0, 0.0);
     }

@@ -87,8 +87,8 @@ class FullPrefixSession : public DecodeSession {
 
 std::shared_ptr<nn::Sequential> make_conv_stages(int64_t in, const std::vector<int64_t>& channels,
                                                  Generator* gen, int64_t first_stride) {
-  IRIS_CHECK(first_stride == 1 || first_stride == 2, "make_conv_stages: first_stride must be 1 or 2, got ",
-             first_stride);
+  IRIS_CHECK(first_stride == 1 || first_stride == 2,
+             "make_conv_stages: first_stride must be 1 or 2, got ", first_stride);
   std::vector<std::shared_ptr<nn::Module>> layers;
   for (int64_t c : channels) {
     const int64_t stride = layers.empty() ? first_stride : 2;

@@ -37,7 +37,8 @@ struct CnnRnnConfig {
 // need: a few pixels wide, they are hard to learn behind an early stride).
 std::shared_ptr<nn::Sequential> make_conv_stages(int64_t in_channels,
                                                  const std::vector<int64_t>& channels,
-                                                 Generator* gen = nullptr, int64_t first_stride = 2);
+                                                 Generator* gen = nullptr,
+                                                 int64_t first_stride = 2);
 
 struct CnnRnnOutput {
   Tensor logits;     // [B, T, vocab]

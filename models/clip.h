@@ -6,8 +6,8 @@
 // Parameter names: logit_scale, visual.*, text.*, visual_proj.weight, text_proj.weight.
 #include <cmath>
 #include <cstdint>
-#include <vector>
 #include <memory>
+#include <vector>
 
 #include "core/rng.h"
 #include "models/text_encoder.h"

@@ -67,7 +67,7 @@ struct TrainOptions {
   // fp32 | bf16 | fp16 (the last two on CUDA: autocast with fp32 master weights; fp16 with
   // dynamic loss scaling, whose scale restarts at its initial value on --resume)
   std::string precision = "fp32";
-  bool resume = false;             // continue from RUN_DIR/checkpoint.safetensors
+  bool resume = false;  // continue from RUN_DIR/checkpoint.safetensors
   uint64_t seed = 0;
   bool skip_bad = false;   // skip (count, report) unreadable images and malformed lines
   int64_t image_size = 0;  // 0: the model's default (64)
@@ -119,8 +119,8 @@ struct EvalResult {
   int64_t samples = 0;  // images (caption, retrieval) or questions (vqa)
   int64_t skipped = 0;
   std::vector<std::string> skip_messages;
-  CaptionMetrics caption;     // task caption
-  VqaAccuracy vqa;            // task vqa
+  CaptionMetrics caption;  // task caption
+  VqaAccuracy vqa;         // task vqa
   // Task retrieval: recall where a caption string written for several images ("a small red
   // circle") matches each of them (retrieval_recall's text keys), and the same counting only
   // the image each caption was written for (which such shared strings cap below 1).

@@ -49,13 +49,11 @@ class CaptionTask : public CaptionFileTask {
            ", \"image_size\": " + std::to_string(run_->image.size);
     return f;
   }
-
 };
 
 }  // namespace
 
-CaptionFileTask::CaptionFileTask(const TrainOptions& o, Run* run, int64_t min_len,
-                                 int64_t max_len)
+CaptionFileTask::CaptionFileTask(const TrainOptions& o, Run* run, int64_t min_len, int64_t max_len)
     : options_(o), run_(run) {
   ReadReport report;
   records_ = read_captions(o.data, {o.skip_bad}, &report);

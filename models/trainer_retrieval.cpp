@@ -55,7 +55,6 @@ class RetrievalTask : public CaptionFileTask {
            ", \"text_len\": " + std::to_string(run_->max_len) +
            ", \"image_size\": " + std::to_string(run_->image.size);
   }
-
 };
 
 }  // namespace

@@ -60,8 +60,8 @@ class VqaTask : public TrainTask {
       answers.push_back(answer_id_.at(records_[i].answer));
     }
     TaskBatch s;
-    s.images = training_image(records_[asked.front()].image, run_->image, options_.hflip, request,
-                              index);
+    s.images =
+        training_image(records_[asked.front()].image, run_->image, options_.hflip, request, index);
     const TokenBatch tb = encode_texts(run_->vocab, questions, false, run_->max_len);
     s.tokens = tb.ids;
     s.lengths = tb.lengths;
@@ -100,8 +100,8 @@ class VqaTask : public TrainTask {
 
   Tensor loss(nn::Module& model, const TaskBatch& batch) const override {
     auto& vqa = dynamic_cast<FusionVqa&>(model);
-    return cross_entropy(
-        vqa.forward(batch.images, batch.tokens, batch.lengths, batch.image_of), batch.answers);
+    return cross_entropy(vqa.forward(batch.images, batch.tokens, batch.lengths, batch.image_of),
+                         batch.answers);
   }
 
   std::string metric_name() const override { return "accuracy"; }

@@ -34,8 +34,8 @@ ViT::ViT(const VitConfig& cfg, Generator* gen) : Module("ViT"), config(cfg) {
     patch_in = config.stem_channels.back();
     patch_size = config.patch >> (config.stem_channels.size() - 1);
   }
-  patch = register_module("patch",
-                          std::make_shared<nn::PatchEmbedding>(patch_in, D, patch_size, gen));
+  patch =
+      register_module("patch", std::make_shared<nn::PatchEmbedding>(patch_in, D, patch_size, gen));
   blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < config.depth; ++i)
     blocks->push_back(

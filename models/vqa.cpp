@@ -43,7 +43,8 @@ void FusionConfig::validate() const {
   if (image_encoder == "cnn")
     IRIS_CHECK(!cnn_channels.empty() && (cnn_first_stride == 1 || cnn_first_stride == 2),
                "FusionVqa: the cnn image encoder needs cnn_channels and cnn_first_stride 1 or 2, "
-               "got ", cnn_channels.size(), " stages and stride ", cnn_first_stride);
+               "got ",
+               cnn_channels.size(), " stages and stride ", cnn_first_stride);
 }
 
 FusionVqa::FusionVqa(const FusionConfig& cfg, Generator* gen) : Module("FusionVqa"), config(cfg) {
@@ -147,7 +148,8 @@ Tensor FusionVqa::forward(const Tensor& images, const Tensor& questions, const T
                           const Tensor& image_of) {
   if (!config.uses_image() || !config.uses_text())
     return unimodal_forward(images, questions, lengths, image_of);
-  IRIS_CHECK(questions.defined() && questions.dim() == 2, "FusionVqa: expected questions [B, T], got ",
+  IRIS_CHECK(questions.defined() && questions.dim() == 2,
+             "FusionVqa: expected questions [B, T], got ",
              questions.defined() ? questions.desc() : "undefined");
   const Tensor img = per_question(image_tokens(images), image_of, questions.size(0));
   const auto [q_tokens, q_pooled] = question(questions, lengths);

@@ -11,7 +11,6 @@
 // run_command_line adds every registered command as a CLI11 subcommand, parses, and runs the
 // chosen one; main() (tools/iris.cpp) prints an iris::Error it throws and exits with 1.
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 #include <vector>

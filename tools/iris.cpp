@@ -1,6 +1,5 @@
 // The iris command line: every subcommand registers itself (tools/command.h).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "core/error.h"

@@ -139,8 +139,7 @@ ProfileReport run_profile(const ProfileOptions& opt) {
   const Device device = parse_device(opt.device);
   std::vector<ProfileCase> cases = profile_cases(opt.ops, opt.size);
   // The CPU kernels compute float32/float64: the 16-bit cases are rows for a GPU.
-  if (device.is_cpu())
-    std::erase_if(cases, [](const ProfileCase& c) { return c.dtype != "f32"; });
+  if (device.is_cpu()) std::erase_if(cases, [](const ProfileCase& c) { return c.dtype != "f32"; });
   CudaProbe cuda;
   if (device.is_cpu()) {
     report.limits = measure_cpu_limits();

@@ -109,8 +109,8 @@ TEST(BackendAutocast, Conv2dComputesInSixteenBitsAndReturnsFloat32) {
     }
     EXPECT_EQ(y.dtype(), DType::f32);
     const double ulp = dt == DType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
-    const Tensor want = conv2d(x.to(dt).to(DType::f64), w.to(dt).to(DType::f64), Tensor(),
-                               {2, 1}, {1, 1}, {1, 2}, 2);
+    const Tensor want = conv2d(x.to(dt).to(DType::f64), w.to(dt).to(DType::f64), Tensor(), {2, 1},
+                               {1, 1}, {1, 2}, 2);
     const Tensor product = sub(y.to(Device::cpu()), bias.reshape({-1, 1, 1})).to(DType::f64);
     EXPECT_CLOSE(product, want, ulp, 1e-3);
     y.backward(randn_seeded(y.shape(), 10, DType::f32).to(kCuda));

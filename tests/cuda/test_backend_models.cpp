@@ -153,9 +153,9 @@ TEST(BackendModels, FusionVqaTrainingStepsMatchCpu) {
   IRIS_REQUIRE_CUDA();
   for (const char* fusion : {"early", "late", "xattn"}) {
     SCOPED_TRACE(fusion);
-    const FusionConfig c = testing::tiny_fusion(
-        fusion, std::string(fusion) == "late" ? "vit" : "cnn",
-        std::string(fusion) == "xattn" ? "lstm" : "transformer");
+    const FusionConfig c =
+        testing::tiny_fusion(fusion, std::string(fusion) == "late" ? "vit" : "cnn",
+                             std::string(fusion) == "xattn" ? "lstm" : "transformer");
     auto [cpu, gpu] = twins<FusionVqa>(c);
     const Tensor img = randn_seeded({2, 3, 8, 8}, 4, DType::f32);
     const Tensor q =

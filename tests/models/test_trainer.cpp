@@ -332,9 +332,9 @@ TEST_F(Trainer, RetrievalTrainsAndEvaluatesBothDirections) {
   EXPECT_DOUBLE_EQ(e.retrieval.text_to_image[2], 1.0);  // 6 images: every rank is < 10
   EXPECT_GE(e.retrieval.image_to_text[2], e.retrieval.image_to_text[0]);
   const json::Value j = json::parse(e.to_json(), "eval json");
-  for (const char* k : {"text_to_image_r1", "text_to_image_r5", "text_to_image_r10",
-                        "image_to_text_r1", "image_to_text_r5", "image_to_text_r10",
-                        "pair_text_to_image_r1", "distinct_texts"})
+  for (const char* k :
+       {"text_to_image_r1", "text_to_image_r5", "text_to_image_r10", "image_to_text_r1",
+        "image_to_text_r5", "image_to_text_r10", "pair_text_to_image_r1", "distinct_texts"})
     ASSERT_NE(j.find(k), nullptr) << k;
   // Counting shared strings as one caption can only find more.
   EXPECT_GE(e.retrieval.text_to_image[0], e.retrieval_pairs.text_to_image[0]);

@@ -159,10 +159,10 @@ TEST(ClipLoss, SymmetricInfoNceWithClampedTemperature) {
   // The identity as matches is plain InfoNCE.
   std::vector<double> eye(25, 0.0);
   for (int k = 0; k < 5; ++k) eye[k * 6] = 1.0;
-  EXPECT_NEAR(clip_loss(img, txt, Tensor::scalar(init, DType::f64), 100.0,
-                        Tensor::from_vector(eye, {5, 5}))
-                  .item(),
-              clip_naive(img, txt, init), 1e-12);
+  EXPECT_NEAR(
+      clip_loss(img, txt, Tensor::scalar(init, DType::f64), 100.0, Tensor::from_vector(eye, {5, 5}))
+          .item(),
+      clip_naive(img, txt, init), 1e-12);
   EXPECT_IRIS_ERROR(clip_logits(zeros({4, 3}), zeros({4, 3}), zeros({2})), "logit_scale");
 }
 
@@ -193,14 +193,15 @@ TEST(ClipLoss, SharedCaptionsSpreadTheTarget) {
     total -= dr / nr + dc / nc;
   }
   const Tensor matches = Tensor::from_vector(m, {N, N});
-  EXPECT_NEAR(clip_loss(img, txt, Tensor::scalar(std::log(scale), DType::f64), 100.0, matches)
-                  .item(),
-              total / (2.0 * N), 1e-12);
+  EXPECT_NEAR(
+      clip_loss(img, txt, Tensor::scalar(std::log(scale), DType::f64), 100.0, matches).item(),
+      total / (2.0 * N), 1e-12);
   EXPECT_GRADCHECK(
       [&](const std::vector<Tensor>& in) {
         return std::vector<Tensor>{clip_loss(in[0], in[1], in[2], 100.0, matches)};
       },
-      {param({N, D}, 7), param({N, D}, 8), Tensor::scalar(0.4, DType::f64).set_requires_grad(true)});
+      {param({N, D}, 7), param({N, D}, 8),
+       Tensor::scalar(0.4, DType::f64).set_requires_grad(true)});
   EXPECT_IRIS_ERROR(clip_loss(img, txt, Tensor::scalar(0.0, DType::f64), 100.0, zeros({3, 3})),
                     "matches");
   EXPECT_IRIS_ERROR(clip_loss(img, txt, Tensor::scalar(0.0, DType::f64), 100.0, zeros({4, 4})),

@@ -1,9 +1,9 @@
 #pragma once
 // Runs the `iris` command line in-process as main() does (tools::run_command_line), with
 // stdout captured; errors propagate, so tests can check what they name.
-#include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 #include <vector>
