@@ -1,6 +1,5 @@
 // `iris eval`: a run's task metrics on a test file (and the trainer's validation metric).
 #include <map>
-#include <set>
 #include <sstream>
 
 #include "autograd/ops.h"

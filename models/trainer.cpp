@@ -400,6 +400,7 @@ TrainResult train(const TrainOptions& o) {
       if (bt.tokens.defined()) bt.tokens = bt.tokens.to(device);
       if (bt.lengths.defined()) bt.lengths = bt.lengths.to(device);
       if (bt.answers.defined()) bt.answers = bt.answers.to(device);
+      if (bt.image_of.defined()) bt.image_of = bt.image_of.to(device);
       Tensor loss;
       {
         AutocastGuard autocast(half, mixed);

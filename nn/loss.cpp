@@ -83,13 +83,13 @@ Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_sc
     const Tensor labels = arange(N, DType::i64, image.device());
     return (cross_entropy(logits, labels) + cross_entropy(logits.t(), labels)) * 0.5;
   }
-  IRIS_CHECK(matches.shape() == Shape({N, N}), "clip_loss: matches ", describe(matches),
-             " must be [", N, ", ", N, "] for ", N, " pairs");
-  const Tensor m = matches.to(logits.dtype()).to(logits.device()).detach();
-  const auto diagonal = m.to(Device::cpu()).to(DType::f64).to_vector<double>();
+  IRIS_CHECK(matches.shape() == Shape({N, N}) && matches.device().is_cpu(), "clip_loss: matches ",
+             describe(matches), " must be [", N, ", ", N, "] on the CPU for ", N, " pairs");
+  const auto values = matches.to(DType::f64).to_vector<double>();
   for (int64_t i = 0; i < N; ++i)
-    IRIS_CHECK(diagonal[i * N + i] == 1.0, "clip_loss: matches[", i, ", ", i,
+    IRIS_CHECK(values[i * N + i] == 1.0, "clip_loss: matches[", i, ", ", i,
                "] must be 1 (pair i always matches)");
+  const Tensor m = matches.detach().to(logits.dtype()).to(logits.device());
   const Tensor rows = m / sum(m, {1}, true), cols = m / sum(m, {0}, true);
   const Tensor i2t = sum(rows * log_softmax(logits, 1)), t2i = sum(cols * log_softmax(logits, 0));
   return (i2t + t2i) * (-0.5 / static_cast<double>(N));

@@ -35,7 +35,8 @@ Tensor clip_logits(const Tensor& image, const Tensor& text, const Tensor& logit_
                    double max_scale = 100.0);
 // Symmetric InfoNCE: the mean of cross-entropy over rows (image -> text) and over columns
 // (text -> image), pair i matching pair i.
-// matches (optional, [N, N] of 0/1 with ones on the diagonal): 1 where text j also describes
+// matches (optional, on the CPU: labels the host builds, checked there without a device
+// sync; [N, N] of 0/1 with ones on the diagonal): 1 where text j also describes
 // image i (a caption written for several images of the batch). Each row's and column's
 // target then spreads evenly over its matches instead of pushing them apart as negatives.
 Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_scale,

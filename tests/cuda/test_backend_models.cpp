@@ -2,6 +2,7 @@
 // copied to the device, gives the CPU's loss, outputs and every parameter gradient (one
 // training-mode forward and backward; dropout is off in these configurations). This is the
 // check that every op a model uses has a CUDA kernel and that they compose.
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,6 +11,8 @@
 #include "models/captioner_cnn_rnn.h"
 #include "models/captioner_vit.h"
 #include "models/clip.h"
+#include "models/synth.h"
+#include "models/trainer.h"
 #include "models/vqa.h"
 #include "tests/support/testing.h"
 #include "tests/support/tiny_models.h"
@@ -169,6 +172,42 @@ TEST(BackendModels, FusionVqaTrainingStepsMatchCpu) {
         },
         2e-4, 2e-5);
   }
+}
+
+// The trainer on the device: a VQA batch shares its images through image_of, a retrieval
+// batch carries its caption matches; both must reach the device's loss.
+TEST(BackendModels, TrainerStepsOnTheDeviceForVqaAndRetrieval) {
+  IRIS_REQUIRE_CUDA();
+  char tmpl[] = "/tmp/iris_test_backend_trainer_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  SynthOptions s;
+  s.n = 20;
+  s.size = 32;
+  write_synth(dir + "/data", s);
+  TrainOptions o;
+  o.device = "cuda";
+  o.image_size = 32;
+  o.batch = 4;
+  o.steps = 2;
+  o.model = "fusion-xattn";
+  o.config = R"({"cnn_channels": [4, 8], "dim": 8, "heads": 2, "mlp_dim": 16, "text_depth": 1,
+                 "fusion_depth": 1})";
+  o.data = dir + "/data/vqa_train.jsonl";
+  o.out = dir + "/vqa";
+  const TrainResult vqa = train(o);
+  EXPECT_EQ(vqa.steps, 2);
+  EXPECT_TRUE(std::isfinite(vqa.final_loss));
+  o.model = "clip";
+  o.config = R"({"patch": 8, "vision_dim": 8, "vision_depth": 1, "vision_heads": 2,
+                 "vision_mlp": 16, "text_dim": 8, "text_depth": 1, "text_heads": 2,
+                 "text_mlp": 16, "embed_dim": 8})";
+  o.data = dir + "/data/captions_train.jsonl";
+  o.out = dir + "/clip";
+  const TrainResult clip = train(o);
+  EXPECT_EQ(clip.steps, 2);
+  EXPECT_TRUE(std::isfinite(clip.final_loss));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
