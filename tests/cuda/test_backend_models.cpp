@@ -178,9 +178,7 @@ TEST(BackendModels, FusionVqaTrainingStepsMatchCpu) {
 // batch carries its caption matches; both must reach the device's loss.
 TEST(BackendModels, TrainerStepsOnTheDeviceForVqaAndRetrieval) {
   IRIS_REQUIRE_CUDA();
-  char tmpl[] = "/tmp/iris_test_backend_trainer_XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  const std::string dir = testing::make_temp_dir("iris_test_backend_trainer");
   SynthOptions s;
   s.n = 20;
   s.size = 32;

@@ -16,9 +16,7 @@ using Strings = std::vector<std::string>;
 class Readers : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/iris_test_dataset_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::make_temp_dir("iris_test_dataset");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& text) {

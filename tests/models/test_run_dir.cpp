@@ -21,9 +21,7 @@ namespace fs = std::filesystem;
 class RunDir : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/iris_test_run_dir_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::make_temp_dir("iris_test_run_dir");
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -314,9 +314,7 @@ TEST(Synth, BadOptions) {
 class SynthFiles : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/iris_test_synth_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::make_temp_dir("iris_test_synth");
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string dir_;

@@ -26,9 +26,7 @@ const char* kTinyVitCap = R"({"dim": 16, "encoder_depth": 1, "decoder_depth": 1,
 class Trainer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/iris_test_trainer_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    data_ = tmpl;
+    data_ = testing::make_temp_dir("iris_test_trainer");
     SynthOptions s;
     s.n = 60;
     s.size = 32;

@@ -36,9 +36,7 @@ std::vector<double> numbers(const json::Value& v) {
 class MetricsParity : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/iris_parity_metrics_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::make_temp_dir("iris_parity_metrics");
     const std::string out = dir_ + "/metrics.json";
     rc_ = testing::run_python(testing::source_dir() + "/tests/parity/cases_metrics.py", {out});
     if (rc_ != 0) return;

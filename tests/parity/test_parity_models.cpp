@@ -27,9 +27,7 @@ namespace fs = std::filesystem;
 std::string torch_ref() { return testing::source_dir() + "/../shared/workloads/torch_ref.py"; }
 
 std::string temp_dir() {
-  char tmpl[] = "/tmp/iris-models-parity-XXXXXX";
-  IRIS_CHECK(mkdtemp(tmpl), "cannot create a temporary folder");
-  return tmpl;
+  return testing::make_temp_dir("iris-models-parity");
 }
 
 struct Export {

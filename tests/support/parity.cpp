@@ -39,9 +39,7 @@ std::vector<const ParityCase*> parity_cases(const std::string& family, const std
   static std::map<std::string, std::vector<std::unique_ptr<ParityCase>>> cache;
   auto it = cache.find(family);
   if (it == cache.end()) {
-    char tmpl[] = "/tmp/iris-parity-XXXXXX";
-    IRIS_CHECK(mkdtemp(tmpl), "parity: cannot create a temporary folder");
-    const std::string dir = tmpl;
+    const std::string dir = make_temp_dir("iris-parity");
     const std::string script = source_dir() + "/tests/parity/torch_parity.py";
     const std::string cases = source_dir() + "/tests/parity/cases_" + family + ".py";
     const int rc = run_python(script, {cases, dir});

@@ -1,7 +1,9 @@
 #include "tests/support/testing.h"
 
 #include <cmath>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 namespace iris::testing {
@@ -82,6 +84,13 @@ int run_python(const std::string& script, const std::vector<std::string>& args) 
   for (const std::string& a : args) cmd << " '" << a << "'";
   const int rc = std::system(cmd.str().c_str());
   return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+std::string make_temp_dir(const std::string& prefix) {
+  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+  IRIS_CHECK(mkdtemp(tmpl.data()) != nullptr,
+             "cannot create a temporary folder ", tmpl, ": ", std::strerror(errno));
+  return tmpl;
 }
 
 }  // namespace iris::testing

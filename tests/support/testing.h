@@ -31,6 +31,10 @@ inline const Device kCuda = Device::cuda(0);
 // True when a tensor can be made on kCuda (a backend is linked and a device found).
 bool cuda_usable();
 
+// A new empty folder /tmp/PREFIX-XXXXXX, unique to this call (ctest runs the cases of one
+// suite as separate processes at once, so a fixed name would be shared); throws on failure.
+std::string make_temp_dir(const std::string& prefix);
+
 // The python interpreter that imports torch (configured by CMake), and the source dir.
 std::string torch_python();
 std::string source_dir();

@@ -37,8 +37,7 @@ std::string iris_cli(const std::vector<std::string>& args) {
 class InferCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / "iris_test_cli_infer");
-    fs::remove_all(*dir_);
+    dir_ = new fs::path(testing::make_temp_dir("iris_test_cli_infer"));
     fs::create_directories(*dir_ / "images");
     for (int i = 0; i < 3; ++i) {
       nn::Image8 im{16, 16, 3, {}};
@@ -245,8 +244,7 @@ TEST_F(InferCli, BadInputIsAnErrorNamingIt) {
 }
 
 TEST(DemoCli, QuickRunWritesTheReport) {
-  const fs::path out = fs::temp_directory_path() / "iris_test_demo_quick";
-  fs::remove_all(out);
+  const fs::path out = testing::make_temp_dir("iris_test_demo_quick");
   DemoOptions o;
   o.out = out.string();
   o.quick = true;

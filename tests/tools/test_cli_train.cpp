@@ -27,9 +27,7 @@ std::string last_line(const std::string& text) {
 class CliTrain : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/iris_test_cli_train_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = testing::make_temp_dir("iris_test_cli_train");
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string dir_;

@@ -120,8 +120,7 @@ TEST(Report, RejectsMismatchedAttention) {
 }
 
 TEST(Report, WritesTheFileAndNamesAnUnwritablePath) {
-  const fs::path dir = fs::temp_directory_path() / "iris_test_report";
-  fs::create_directories(dir);
+  const fs::path dir = testing::make_temp_dir("iris_test_report");
   const std::string path = (dir / "report.html").string();
   write_report(path, two_sample_report());
   std::ifstream f(path);
@@ -144,7 +143,8 @@ TEST(Report, Base64) {
 }
 
 TEST(Report, ChartsFromMetricsJsonl) {
-  const fs::path path = fs::temp_directory_path() / "iris_test_report_metrics.jsonl";
+  const fs::path dir = testing::make_temp_dir("iris_test_report_metrics");
+  const fs::path path = dir / "metrics.jsonl";
   {
     std::ofstream f(path);
     f << R"({"step": 1, "epoch": 0, "loss": 3.0, "lr": 0.001})"
@@ -174,8 +174,8 @@ TEST(Report, ChartsFromMetricsJsonl) {
     std::ofstream f(path, std::ios::app);
     f << "{\"step\": 4, \"loss\": }\n";
   }
-  EXPECT_IRIS_ERROR(charts_from_metrics_jsonl(path.string()), "iris_test_report_metrics.jsonl:7");
-  fs::remove(path);
+  EXPECT_IRIS_ERROR(charts_from_metrics_jsonl(path.string()), "metrics.jsonl:7");
+  fs::remove_all(dir);
   EXPECT_IRIS_ERROR(charts_from_metrics_jsonl(path.string()), "cannot open");
 }
 
