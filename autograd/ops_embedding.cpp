@@ -1,7 +1,7 @@
 // embedding and dropout with their derivatives.
 #include "autograd/function.h"
-#include "autograd/op_util.h"
 #include "autograd/nn_ops.h"
+#include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "kernels/dropout.h"
 #include "kernels/embedding.h"
@@ -16,8 +16,10 @@ using autograd::Saved;
 
 Tensor embedding(const Tensor& weight, const Tensor& ids, std::optional<int64_t> padding_idx) {
   IRIS_CHECK(weight.defined() && ids.defined(), "embedding: undefined weight or ids");
-  IRIS_CHECK(weight.dim() == 2 && (weight.dtype() == DType::f32 || weight.dtype() == DType::f64),
-             "embedding: weight must be a float32/float64 [V, D] matrix, got ", weight.desc());
+  IRIS_CHECK(weight.dim() == 2 && is_floating(weight.dtype()),
+             "embedding: weight must be a floating [V, D] matrix (float32, float64, bfloat16 or "
+             "float16), got ",
+             weight.desc());
   IRIS_CHECK(ids.dtype() == DType::i64 || ids.dtype() == DType::i32,
              "embedding: ids must be int64 or int32, got ", ids.desc());
   IRIS_CHECK(ids.device() == weight.device(), "embedding: ids ", ids.desc(),

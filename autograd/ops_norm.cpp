@@ -1,13 +1,15 @@
 // layer_norm and batch_norm with their derivatives (fused kernels both ways).
+#include <initializer_list>
+#include <optional>
+
 #include "autograd/function.h"
-#include "autograd/op_util.h"
 #include "autograd/nn_ops.h"
+#include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "kernels/norm.h"
 
 namespace iris {
 
-using autograd::check_float_input;
 using autograd::dense;
 using autograd::view_dense;
 
@@ -16,22 +18,32 @@ using autograd::Saved;
 
 namespace {
 
-// An optional affine parameter: undefined, or `shape` with the input's dtype and device.
+// An optional affine parameter: undefined, or `shape` with dtype `dt` (the input's unless
+// given) on the input's device.
 void check_param(const char* op, const char* name, const Tensor& p, const Shape& shape,
-                 const Tensor& x) {
+                 const Tensor& x, std::optional<DType> dt = std::nullopt) {
   if (!p.defined()) return;
   IRIS_CHECK(p.shape() == shape, op, ": ", name, " ", p.desc(), " should have shape ",
              shape_str(shape), " for input ", x.desc());
-  IRIS_CHECK(p.dtype() == x.dtype() && p.device() == x.device(), op, ": ", name, " ", p.desc(),
-             " does not match the input ", x.desc());
+  IRIS_CHECK(p.dtype() == dt.value_or(x.dtype()) && p.device() == x.device(), op, ": ", name, " ",
+             p.desc(), " does not match the input ", x.desc());
 }
 
-// layer_norm also takes bf16/f16 inputs; their statistics (mean, rstd) are float32.
-DType check_layer_norm_input(const Tensor& x) {
-  IRIS_CHECK(x.defined(), "layer_norm: undefined input");
-  IRIS_CHECK(is_floating(x.dtype()), "layer_norm: expected a float32 or float64 input, got ",
-             x.desc(), " (bfloat16 and float16 are accepted too)");
+// layer_norm and batch_norm also take bf16/f16 inputs; their statistics are float32.
+DType check_layer_norm_input(const Tensor& x, const char* op = "layer_norm") {
+  IRIS_CHECK(x.defined(), op, ": undefined input");
+  IRIS_CHECK(is_floating(x.dtype()), op, ": expected a float32 or float64 input, got ", x.desc(),
+             " (bfloat16 and float16 are accepted too)");
   return x.dtype() == DType::bf16 || x.dtype() == DType::f16 ? DType::f32 : x.dtype();
+}
+
+// The dtype batch_norm's per-channel parameters must share, as PyTorch: the input's, or
+// float32 for a bf16/f16 input whose first defined parameter is float32.
+DType batch_norm_param_dtype(const Tensor& x, std::initializer_list<const Tensor*> ps) {
+  const bool half = x.dtype() == DType::bf16 || x.dtype() == DType::f16;
+  for (const Tensor* p : ps)
+    if (p->defined()) return half && p->dtype() == DType::f32 ? DType::f32 : x.dtype();
+  return x.dtype();
 }
 
 }  // namespace
@@ -55,8 +67,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mean = Tensor::empty({M}, stats_dtype, x.device());
   Tensor rstd = Tensor::empty({M}, stats_dtype, x.device());
-  kernels::layer_norm_forward_table().get(x.device())(x2, w1, b1, eps, view_dense(out, {M, N}), mean,
-                                                      rstd);
+  kernels::layer_norm_forward_table().get(x.device())(x2, w1, b1, eps, view_dense(out, {M, N}),
+                                                      mean, rstd);
   if (autograd::any_requires_grad({&x, &weight, &bias}))
     autograd::record("layer_norm", {x, weight, bias}, {out},
                      [X = Saved(x2), W = Saved(w1), mean, rstd, xs = x.shape(),
@@ -80,14 +92,17 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
                   double eps) {
-  check_float_input("batch_norm", x);
+  // bf16/f16 inputs too (float32 statistics, as layer_norm).
+  const DType stats_dtype = check_layer_norm_input(x, "batch_norm");
   IRIS_CHECK(x.dim() >= 2, "batch_norm: expected an input [N, C, ...], got ", x.desc());
   const int64_t N = x.size(0), C = x.size(1);
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
-  check_param("batch_norm", "weight", weight, {C}, x);
-  check_param("batch_norm", "bias", bias, {C}, x);
-  check_param("batch_norm", "running_mean", running_mean, {C}, x);
-  check_param("batch_norm", "running_var", running_var, {C}, x);
+  const DType param_dtype =
+      batch_norm_param_dtype(x, {&weight, &bias, &running_mean, &running_var});
+  check_param("batch_norm", "weight", weight, {C}, x, param_dtype);
+  check_param("batch_norm", "bias", bias, {C}, x, param_dtype);
+  check_param("batch_norm", "running_mean", running_mean, {C}, x, param_dtype);
+  check_param("batch_norm", "running_var", running_var, {C}, x, param_dtype);
   IRIS_CHECK(training || (running_mean.defined() && running_var.defined()),
              "batch_norm: running_mean and running_var must be defined in eval mode (input ",
              x.desc(), ")");
@@ -96,11 +111,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
              x.desc());
   const Tensor x3 = view_dense(dense(x), {N, C, S});
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor save_mean = Tensor::empty({C}, x.dtype(), x.device());
-  Tensor save_invstd = Tensor::empty({C}, x.dtype(), x.device());
+  Tensor save_mean = Tensor::empty({C}, stats_dtype, x.device());
+  Tensor save_invstd = Tensor::empty({C}, stats_dtype, x.device());
   kernels::batch_norm_forward_table().get(x.device())(
-      x3, weight, bias, running_mean, running_var, training, momentum, eps, view_dense(out, {N, C, S}),
-      save_mean, save_invstd);
+      x3, weight, bias, running_mean, running_var, training, momentum, eps,
+      view_dense(out, {N, C, S}), save_mean, save_invstd);
   if (training) {  // the running stats were written in place: invalidate saved copies of them
     if (running_mean.defined()) running_mean.bump_version();
     if (running_var.defined()) running_var.bump_version();
@@ -108,13 +123,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   if (autograd::any_requires_grad({&x, &weight, &bias}))
     autograd::record("batch_norm", {x, weight, bias}, {out},
                      [X = Saved(x3), W = Saved(weight), save_mean, save_invstd, training,
-                      xs = x.shape(), N, C, S](const BackwardCtx& c) {
+                      xs = x.shape(), N, C, S, param_dtype](const BackwardCtx& c) {
                        const Tensor& x3 = X.get();
                        const Tensor dy = view_dense(dense(c.grad()), {N, C, S});
                        Tensor dx, dw, db;
                        if (c.need(0)) dx = Tensor::empty(xs, x3.dtype(), x3.device());
-                       if (c.need(1)) dw = Tensor::empty({C}, x3.dtype(), x3.device());
-                       if (c.need(2)) db = Tensor::empty({C}, x3.dtype(), x3.device());
+                       if (c.need(1)) dw = Tensor::empty({C}, param_dtype, x3.device());
+                       if (c.need(2)) db = Tensor::empty({C}, param_dtype, x3.device());
                        kernels::batch_norm_backward_table().get(x3.device())(
                            dy, x3, save_mean, save_invstd, W.get(), training,
                            dx.defined() ? view_dense(dx, {N, C, S}) : Tensor(), dw, db);

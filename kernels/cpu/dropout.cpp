@@ -1,5 +1,6 @@
 // CPU dropout: the Philox keep mask of kernels/dropout.h, one Philox block per
-// four consecutive stream elements, applied as x * (kept ? scale : 0).
+// four consecutive stream elements, applied as x * (kept ? scale : 0). bf16/f16 multiply
+// in float by the float scale and round once (the fp32 mask, PyTorch's accscalar scale).
 #include "kernels/dropout.h"
 
 #include <cmath>
@@ -25,8 +26,9 @@ void dropout_apply_cpu(const Tensor& x, double p, uint64_t seed, uint64_t offset
                        const Tensor& out) {
   // uniform = (bits >> 8) * 2^-24 >= p  <=>  (bits >> 8) >= ceil(p * 2^24) (exact in double).
   const uint32_t threshold = static_cast<uint32_t>(std::ceil(p * 16777216.0));
-  dispatch_float(x.dtype(), "dropout", [&]<class T>() {
-    const T scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+  dispatch_float_or_half(x.dtype(), "dropout", [&]<class T>() {
+    using A = compute_t<T>;
+    const A scale = p < 1 ? static_cast<A>(1.0 / (1.0 - p)) : A(0);
     const T* px = x.data<T>();
     T* po = out.data<T>();
     parallel_for(0, x.numel(), DropoutTraits::kGrain, [&](int64_t b, int64_t e) {
@@ -35,7 +37,7 @@ void dropout_apply_cpu(const Tensor& x, double p, uint64_t seed, uint64_t offset
       for (int64_t i = b; i < e; ++i, ++k) {
         if ((k & 3) == 0 && i != b) block = philox::block(seed, k >> 2);
         const bool keep = (block.v[k & 3] >> 8) >= threshold;
-        po[i] = px[i] * (keep ? scale : T(0));
+        po[i] = store_compute<T>(load_compute(px[i]) * (keep ? scale : A(0)));
       }
     });
   });

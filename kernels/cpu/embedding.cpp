@@ -1,6 +1,7 @@
 // CPU embedding: a row gather, and a backward that buckets the ids by row
 // (a stable counting sort) so each row of dweight is owned by one thread and
 // summed in increasing id position: no atomics, the same bits for any thread count.
+// bf16/f16 rows are copied as bits forward and summed in float backward (one rounding).
 #include "kernels/embedding.h"
 
 #include <algorithm>
@@ -78,18 +79,22 @@ void embedding_backward_cpu(const Tensor& dout, const Tensor& ids, int64_t paddi
     std::vector<int64_t> next(start.begin(), start.end() - 1);
     for (int64_t k = 0; k < n; ++k) order[next[static_cast<int64_t>(pi[k])]++] = k;
   });
-  dispatch_float(dweight.dtype(), "embedding_backward", [&]<class T>() {
+  dispatch_float_or_half(dweight.dtype(), "embedding_backward", [&]<class T>() {
+    using A = compute_t<T>;
     const T* pg = dout.data<T>();
     T* pw = dweight.data<T>();
     parallel_for(0, V, row_grain(D), [&](int64_t b, int64_t e) {
+      std::vector<A> acc(static_cast<size_t>(D));
       for (int64_t v = b; v < e; ++v) {
-        T* row = pw + v * D;
-        std::fill(row, row + D, T(0));
-        if (v == padding_idx) continue;
-        for (int64_t q = start[v]; q < start[v + 1]; ++q) {
-          const T* g = pg + order[q] * D;
-          for (int64_t j = 0; j < D; ++j) row[j] += g[j];
+        std::fill(acc.begin(), acc.end(), A(0));
+        if (v != padding_idx) {
+          for (int64_t q = start[v]; q < start[v + 1]; ++q) {
+            const T* g = pg + order[q] * D;
+            for (int64_t j = 0; j < D; ++j) acc[j] += load_compute(g[j]);
+          }
         }
+        T* row = pw + v * D;
+        for (int64_t j = 0; j < D; ++j) row[j] = store_compute<T>(acc[j]);
       }
     });
   });

@@ -1,10 +1,12 @@
 // CPU indexing and joining kernels. Every tensor is dense row-major; shapes are
 // split around `dim` into [outer, size, inner] so the inner rows are contiguous runs.
+// index_add / scatter_add on bf16/f16 accumulate in a float copy of out, rounded once at the end.
 #include "kernels/index.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/loops.h"
 
@@ -52,6 +54,39 @@ Split3 split3(const Shape& s, int64_t dim) {
   const int64_t nd = static_cast<int64_t>(s.size());
   return {prod(s, 0, dim), s[dim], prod(s, dim + 1, nd)};
 }
+
+// The accumulation target of index_add / scatter_add: out itself, or for bf16/f16 a float copy
+// that store() rounds back into out once.
+template <class T>
+class Accumulator {
+ public:
+  using A = compute_t<T>;
+  explicit Accumulator(const Tensor& out) : out_(static_cast<T*>(out.raw_data())), n_(out.numel()) {
+    if constexpr (is_half_v<T>) {
+      buf_.resize(static_cast<size_t>(n_));
+      parallel_for(0, n_, IndexKernelTraits::kGrainElements, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) buf_[i] = load_compute(out_[i]);
+      });
+    }
+  }
+  A* data() {
+    if constexpr (is_half_v<T>)
+      return buf_.data();
+    else
+      return out_;
+  }
+  void store() {
+    if constexpr (is_half_v<T>)
+      parallel_for(0, n_, IndexKernelTraits::kGrainElements, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) out_[i] = store_compute<T>(buf_[i]);
+      });
+  }
+
+ private:
+  T* out_;
+  int64_t n_;
+  std::vector<A> buf_;
+};
 
 // ---- cat ----
 
@@ -120,8 +155,10 @@ void index_add_cpu(const Tensor& out, int64_t dim, const Tensor& index, const Te
   const int64_t row_blocks =
       std::clamp<int64_t>((want + s.outer * chunks - 1) / (s.outer * chunks), 1, s.size);
   const int64_t rows_per_block = (s.size + row_blocks - 1) / row_blocks;
-  dispatch_numeric(out.dtype(), "index_add", [&]<class T>() {
-    T* op = static_cast<T*>(out.raw_data());
+  dispatch_numeric_or_half(out.dtype(), "index_add", [&]<class T>() {
+    using A = compute_t<T>;
+    Accumulator<T> acc(out);
+    A* op = acc.data();
     const T* sp = static_cast<const T*>(src.raw_data());
     // A unit owns rows [r0, r1) x columns [j0, j1) of one outer slice and adds in
     // increasing k: no two units write one element, and the sum order is fixed.
@@ -133,12 +170,13 @@ void index_add_cpu(const Tensor& out, int64_t dim, const Tensor& index, const Te
         const int64_t j0 = (rest % chunks) * kChunk, j1 = std::min(s.inner, j0 + kChunk);
         for (int64_t k = 0; k < K; ++k) {
           if (idx[k] < r0 || idx[k] >= r1) continue;
-          T* to = op + (o * s.size + idx[k]) * s.inner;
+          A* to = op + (o * s.size + idx[k]) * s.inner;
           const T* from = sp + (o * K + k) * s.inner;
-          for (int64_t j = j0; j < j1; ++j) to[j] += from[j];
+          for (int64_t j = j0; j < j1; ++j) to[j] += load_compute(from[j]);
         }
       }
     });
+    acc.store();
   });
 }
 
@@ -233,8 +271,10 @@ void scatter_add_cpu(const Tensor& out, int64_t dim, const Tensor& index, const 
                                             IndexKernelTraits::kMinInnerChunk, kChunk);
   const int64_t chunks = (s.inner + width - 1) / width;
   const int64_t* idx = index.data<int64_t>();
-  dispatch_numeric(out.dtype(), "scatter_add", [&]<class T>() {
-    T* op = static_cast<T*>(out.raw_data());
+  dispatch_numeric_or_half(out.dtype(), "scatter_add", [&]<class T>() {
+    using A = compute_t<T>;
+    Accumulator<T> acc(out);
+    A* op = acc.data();
     const T* sp = static_cast<const T*>(src.raw_data());
     // A unit owns a block of fibres along dim (one outer position, a chunk of inner
     // positions) and walks k in order: deterministic, no two units write one element.
@@ -245,15 +285,17 @@ void scatter_add_cpu(const Tensor& out, int64_t dim, const Tensor& index, const 
         const int64_t n = std::min(width, s.inner - p0);
         walk.inner_offsets(p0, n, ost, ooff);
         walk.inner_offsets(p0, n, sst, soff);
-        T* obase = op + walk.outer_offset(o, ost);
+        A* obase = op + walk.outer_offset(o, ost);
         const T* sbase = sp + walk.outer_offset(o, sst);
         for (int64_t k = 0; k < s.size; ++k) {
           const int64_t* irow = idx + (o * s.size + k) * s.inner + p0;
           const T* srow = sbase + k * sst[dim];
-          for (int64_t p = 0; p < n; ++p) obase[irow[p] * ost[dim] + ooff[p]] += srow[soff[p]];
+          for (int64_t p = 0; p < n; ++p)
+            obase[irow[p] * ost[dim] + ooff[p]] += load_compute(srow[soff[p]]);
         }
       }
     });
+    acc.store();
   });
 }
 

@@ -1,5 +1,6 @@
 // CPU fused gate kernels of the LSTM and GRU cells: one pass over [B, H] forward,
-// one pass backward from the saved activations. Rows are split over the pool.
+// one pass backward from the saved activations. Rows are split over the pool. bf16/f16
+// load into float, compute as float does and round once at each store.
 #include "kernels/rnn.h"
 
 #include <algorithm>
@@ -51,7 +52,9 @@ T* mut(const Tensor& t) {
 void lstm_cell_forward_cpu(const Tensor& gates_x, const Tensor& gates_h, const Tensor& c,
                            const Tensor& h_out, const Tensor& c_out, const Tensor& act) {
   const int64_t B = c.size(0), H = c.size(1);
-  dispatch_float(c.dtype(), "lstm_cell", [&]<class T>() {
+  dispatch_float_or_half(c.dtype(), "lstm_cell", [&]<class T>() {
+    using A = compute_t<T>;
+    auto ld = [](T v) { return load_compute(v); };
     for_rows(B, H,
              [&, gx = ptr<T>(gates_x), gh = ptr<T>(gates_h), cp = ptr<T>(c), hy = mut<T>(h_out),
               cy = mut<T>(c_out), a = mut<T>(act)](int64_t b) {
@@ -59,14 +62,15 @@ void lstm_cell_forward_cpu(const Tensor& gates_x, const Tensor& gates_h, const T
                const T* h = gh + b * 4 * H;
                T* ab = a + b * 4 * H;
                for (int64_t j = 0; j < H; ++j) {
-                 const T i = sigmoid(h[j] + x[j]);
-                 const T f = sigmoid(h[H + j] + x[H + j]);
-                 const T g = std::tanh(h[2 * H + j] + x[2 * H + j]);
-                 const T o = sigmoid(h[3 * H + j] + x[3 * H + j]);
-                 const T cn = f * cp[b * H + j] + i * g;
-                 cy[b * H + j] = cn;
-                 hy[b * H + j] = o * std::tanh(cn);
-                 ab[j] = i, ab[H + j] = f, ab[2 * H + j] = g, ab[3 * H + j] = o;
+                 const A i = sigmoid(ld(h[j]) + ld(x[j]));
+                 const A f = sigmoid(ld(h[H + j]) + ld(x[H + j]));
+                 const A g = std::tanh(ld(h[2 * H + j]) + ld(x[2 * H + j]));
+                 const A o = sigmoid(ld(h[3 * H + j]) + ld(x[3 * H + j]));
+                 const A cn = f * ld(cp[b * H + j]) + i * g;
+                 cy[b * H + j] = store_compute<T>(cn);
+                 hy[b * H + j] = store_compute<T>(o * std::tanh(cn));
+                 ab[j] = store_compute<T>(i), ab[H + j] = store_compute<T>(f);
+                 ab[2 * H + j] = store_compute<T>(g), ab[3 * H + j] = store_compute<T>(o);
                }
              });
   });
@@ -76,7 +80,9 @@ void lstm_cell_backward_cpu(const Tensor& dh_out, const Tensor& dc_out, const Te
                             const Tensor& c, const Tensor& c_out, const Tensor& dgates,
                             const Tensor& dc) {
   const int64_t B = c.size(0), H = c.size(1);
-  dispatch_float(c.dtype(), "lstm_cell_backward", [&]<class T>() {
+  dispatch_float_or_half(c.dtype(), "lstm_cell_backward", [&]<class T>() {
+    using A = compute_t<T>;
+    auto ld = [](T v) { return load_compute(v); };
     for_rows(B, H,
              [&, dhy = ptr<T>(dh_out), dcy = ptr<T>(dc_out), a = ptr<T>(act), cp = ptr<T>(c),
               cy = ptr<T>(c_out), dg = mut<T>(dgates), dcp = mut<T>(dc)](int64_t b) {
@@ -84,14 +90,16 @@ void lstm_cell_backward_cpu(const Tensor& dh_out, const Tensor& dc_out, const Te
                T* db = dg + b * 4 * H;
                for (int64_t j = 0; j < H; ++j) {
                  const int64_t e = b * H + j;
-                 const T i = ab[j], f = ab[H + j], g = ab[2 * H + j], o = ab[3 * H + j];
-                 const T tc = std::tanh(cy[e]);
-                 const T dct = dcy[e] + dhy[e] * o * (T(1) - tc * tc);
-                 db[j] = dct * g * i * (T(1) - i);
-                 db[H + j] = dct * cp[e] * f * (T(1) - f);
-                 db[2 * H + j] = dct * i * (T(1) - g * g);
-                 db[3 * H + j] = dhy[e] * tc * o * (T(1) - o);
-                 dcp[e] = dct * f;
+                 const A i = ld(ab[j]), f = ld(ab[H + j]), g = ld(ab[2 * H + j]),
+                         o = ld(ab[3 * H + j]);
+                 const A tc = std::tanh(ld(cy[e]));
+                 const A dh = ld(dhy[e]);
+                 const A dct = ld(dcy[e]) + dh * o * (A(1) - tc * tc);
+                 db[j] = store_compute<T>(dct * g * i * (A(1) - i));
+                 db[H + j] = store_compute<T>(dct * ld(cp[e]) * f * (A(1) - f));
+                 db[2 * H + j] = store_compute<T>(dct * i * (A(1) - g * g));
+                 db[3 * H + j] = store_compute<T>(dh * tc * o * (A(1) - o));
+                 dcp[e] = store_compute<T>(dct * f);
                }
              });
   });
@@ -100,7 +108,9 @@ void lstm_cell_backward_cpu(const Tensor& dh_out, const Tensor& dc_out, const Te
 void gru_cell_forward_cpu(const Tensor& gates_x, const Tensor& gates_h, const Tensor& h,
                           const Tensor& h_out, const Tensor& saved) {
   const int64_t B = h.size(0), H = h.size(1);
-  dispatch_float(h.dtype(), "gru_cell", [&]<class T>() {
+  dispatch_float_or_half(h.dtype(), "gru_cell", [&]<class T>() {
+    using A = compute_t<T>;
+    auto ld = [](T v) { return load_compute(v); };
     for_rows(B, H,
              [&, gx = ptr<T>(gates_x), gh = ptr<T>(gates_h), hp = ptr<T>(h), hy = mut<T>(h_out),
               s = mut<T>(saved)](int64_t b) {
@@ -108,12 +118,13 @@ void gru_cell_forward_cpu(const Tensor& gates_x, const Tensor& gates_h, const Te
                const T* hh = gh + b * 3 * H;
                T* sb = s + b * 4 * H;
                for (int64_t j = 0; j < H; ++j) {
-                 const T r = sigmoid(hh[j] + x[j]);
-                 const T z = sigmoid(hh[H + j] + x[H + j]);
-                 const T hn = hh[2 * H + j];
-                 const T n = std::tanh(x[2 * H + j] + hn * r);
-                 hy[b * H + j] = (hp[b * H + j] - n) * z + n;
-                 sb[j] = r, sb[H + j] = z, sb[2 * H + j] = n, sb[3 * H + j] = hn;
+                 const A r = sigmoid(ld(hh[j]) + ld(x[j]));
+                 const A z = sigmoid(ld(hh[H + j]) + ld(x[H + j]));
+                 const A hn = ld(hh[2 * H + j]);
+                 const A n = std::tanh(ld(x[2 * H + j]) + hn * r);
+                 hy[b * H + j] = store_compute<T>((ld(hp[b * H + j]) - n) * z + n);
+                 sb[j] = store_compute<T>(r), sb[H + j] = store_compute<T>(z);
+                 sb[2 * H + j] = store_compute<T>(n), sb[3 * H + j] = hh[2 * H + j];
                }
              });
   });
@@ -122,7 +133,9 @@ void gru_cell_forward_cpu(const Tensor& gates_x, const Tensor& gates_h, const Te
 void gru_cell_backward_cpu(const Tensor& dh_out, const Tensor& saved, const Tensor& h,
                            const Tensor& dgates_x, const Tensor& dgates_h, const Tensor& dh) {
   const int64_t B = h.size(0), H = h.size(1);
-  dispatch_float(h.dtype(), "gru_cell_backward", [&]<class T>() {
+  dispatch_float_or_half(h.dtype(), "gru_cell_backward", [&]<class T>() {
+    using A = compute_t<T>;
+    auto ld = [](T v) { return load_compute(v); };
     for_rows(B, H,
              [&, dhy = ptr<T>(dh_out), s = ptr<T>(saved), hp = ptr<T>(h), dgx = mut<T>(dgates_x),
               dgh = mut<T>(dgates_h), dhp = mut<T>(dh)](int64_t b) {
@@ -131,14 +144,16 @@ void gru_cell_backward_cpu(const Tensor& dh_out, const Tensor& saved, const Tens
                T* dhh = dgh + b * 3 * H;
                for (int64_t j = 0; j < H; ++j) {
                  const int64_t e = b * H + j;
-                 const T r = sb[j], z = sb[H + j], n = sb[2 * H + j], hn = sb[3 * H + j];
-                 const T g = dhy[e];
-                 const T dn = g * (T(1) - z) * (T(1) - n * n);
-                 const T dz = g * (hp[e] - n) * z * (T(1) - z);
-                 const T dr = dn * hn * r * (T(1) - r);
-                 dx[j] = dr, dx[H + j] = dz, dx[2 * H + j] = dn;
-                 dhh[j] = dr, dhh[H + j] = dz, dhh[2 * H + j] = dn * r;
-                 dhp[e] = g * z;
+                 const A r = ld(sb[j]), z = ld(sb[H + j]), n = ld(sb[2 * H + j]),
+                         hn = ld(sb[3 * H + j]);
+                 const A g = ld(dhy[e]);
+                 const A dn = g * (A(1) - z) * (A(1) - n * n);
+                 const A dz = g * (ld(hp[e]) - n) * z * (A(1) - z);
+                 const A dr = dn * hn * r * (A(1) - r);
+                 const T dr_t = store_compute<T>(dr), dz_t = store_compute<T>(dz);
+                 dx[j] = dr_t, dx[H + j] = dz_t, dx[2 * H + j] = store_compute<T>(dn);
+                 dhh[j] = dr_t, dhh[H + j] = dz_t, dhh[2 * H + j] = store_compute<T>(dn * r);
+                 dhp[e] = store_compute<T>(g * z);
                }
              });
   });

@@ -6,8 +6,11 @@
 // writes per-channel coefficients; a coalesced grid-stride pass then applies them.
 // Backward has the same shape: row sums of dy, dy * (x - mean) and x - mean, a channel
 // pass that writes dweight/dbias and the dx coefficients, then the dx pass. No atomics.
+// bf16/f16 inputs: float coefficients and saved statistics, float math, one rounding at the
+// store; weight, bias and running statistics float32 or the input's dtype (as on the CPU).
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/tensor.h"
 #include "kernels/cuda/ops_launch.cuh"
@@ -76,12 +79,12 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
   for (int64_t r = G::first(); r < R; r += G::step()) {
     const T* row = x + r * S;
     double s = 0;
-    for (int64_t i = t; i < S; i += kRowThreads) s += static_cast<double>(row[i]);
+    for (int64_t i = t; i < S; i += kRowThreads) s += convert_value<double>(row[i]);
     s = row_sum<kRowThreads>(s);
     const double m = S > 0 ? s / static_cast<double>(S) : 0.0;
     double m2 = 0;
     for (int64_t i = t; i < S; i += kRowThreads) {
-      const double d = static_cast<double>(row[i]) - m;
+      const double d = convert_value<double>(row[i]) - m;
       m2 += d * d;
     }
     m2 = row_sum<kRowThreads>(m2);
@@ -103,23 +106,23 @@ Strided<T> strided(const Tensor& t) {
   return {ops::ptr<T>(t), t.defined() ? t.stride(0) : 0};
 }
 
-// Forward coefficients of channel c: y = ((x - hi) - lo) * scale + shift.
-template <class T>
+// Forward coefficients of channel c, in the compute type: y = ((x - hi) - lo) * scale + shift.
+template <class A>
 struct BnCoef {
-  T* hi;
-  T* lo;
-  T* scale;
-  T* shift;
+  A* hi;
+  A* lo;
+  A* scale;
+  A* shift;
 };
 
 // Forward stage 2, a thread per channel: batch statistics (training, rows combined in
 // order of n) or the running ones, running-stat update, saved statistics, coefficients.
-template <class T>
+template <class A, class P>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
     bn_channel_kernel(const double* row_mean, const double* row_m2, int64_t N, int64_t C, int64_t S,
-                      bool training, double momentum, double eps, Strided<const T> w,
-                      Strided<const T> b, Strided<T> running_mean, Strided<T> running_var,
-                      T* save_mean, T* save_invstd, BnCoef<T> coef) {
+                      bool training, double momentum, double eps, Strided<const P> w,
+                      Strided<const P> b, Strided<P> running_mean, Strided<P> running_var,
+                      A* save_mean, A* save_invstd, BnCoef<A> coef) {
   IRIS_OPS_GRID_STRIDE(c, C) {
     double mean, invstd;
     if (training) {
@@ -137,54 +140,56 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
       mean = m;
       invstd = 1.0 / std::sqrt(m2 / count + eps);
       if (running_mean) {
-        T& rm = running_mean[c];
-        rm = static_cast<T>(momentum * m + (1 - momentum) * static_cast<double>(rm));
+        P& rm = running_mean[c];
+        rm = convert_value<P>(momentum * m + (1 - momentum) * convert_value<double>(rm));
       }
       if (running_var) {
-        T& rv = running_var[c];
-        rv = static_cast<T>(momentum * (m2 / (count - 1)) +
-                            (1 - momentum) * static_cast<double>(rv));
+        P& rv = running_var[c];
+        rv = convert_value<P>(momentum * (m2 / (count - 1)) +
+                              (1 - momentum) * convert_value<double>(rv));
       }
     } else {
-      mean = static_cast<double>(running_mean[c]);
-      invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+      mean = convert_value<double>(running_mean[c]);
+      invstd = 1.0 / std::sqrt(convert_value<double>(running_var[c]) + eps);
     }
-    save_mean[c] = static_cast<T>(mean);
-    save_invstd[c] = static_cast<T>(invstd);
-    // The mean split as hi + lo in T keeps the double's precision for x near hi.
-    const T hi = static_cast<T>(mean);
+    save_mean[c] = static_cast<A>(mean);
+    save_invstd[c] = static_cast<A>(invstd);
+    // The mean split as hi + lo in A keeps the double's precision for x near hi.
+    const A hi = static_cast<A>(mean);
     coef.hi[c] = hi;
-    coef.lo[c] = static_cast<T>(mean - static_cast<double>(hi));
-    const double wc = w ? static_cast<double>(w[c]) : 1.0;
-    coef.scale[c] = static_cast<T>(invstd * wc);
-    coef.shift[c] = b ? b[c] : T(0);
+    coef.lo[c] = static_cast<A>(mean - static_cast<double>(hi));
+    const double wc = w ? convert_value<double>(w[c]) : 1.0;
+    coef.scale[c] = static_cast<A>(invstd * wc);
+    coef.shift[c] = b ? convert_value<A>(b[c]) : A(0);
   }
 }
 
 template <class T>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
-    bn_normalize_kernel(const T* x, int64_t total, int64_t C, int64_t S, BnCoef<T> coef, T* y) {
+    bn_normalize_kernel(const T* x, int64_t total, int64_t C, int64_t S,
+                        BnCoef<ops::compute_t<T>> coef, T* y) {
   IRIS_OPS_GRID_STRIDE(i, total) {
     const int64_t c = (i / S) % C;
-    y[i] = ((x[i] - coef.hi[c]) - coef.lo[c]) * coef.scale[c] + coef.shift[c];
+    y[i] = ops::store_compute<T>(
+        ((ops::load_compute(x[i]) - coef.hi[c]) - coef.lo[c]) * coef.scale[c] + coef.shift[c]);
   }
 }
 
 // Backward stage 1, per row with u = x - mean_hi: sums of dy, dy * u and u, in double.
 template <class T, int kRowThreads>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
-    bn_row_grad_kernel(const T* dy, const T* x, const T* save_mean, int64_t R, int64_t C, int64_t S,
-                       double* row_a, double* row_b, double* row_u) {
+    bn_row_grad_kernel(const T* dy, const T* x, const ops::compute_t<T>* save_mean, int64_t R,
+                       int64_t C, int64_t S, double* row_a, double* row_b, double* row_u) {
   using G = RowGrid<kRowThreads>;
   const int t = G::lane();
   for (int64_t r = G::first(); r < R; r += G::step()) {
-    const T hi = save_mean[r % C];
+    const ops::compute_t<T> hi = save_mean[r % C];
     const T* xr = x + r * S;
     const T* dr = dy + r * S;
     double a = 0, b = 0, u = 0;
     for (int64_t i = t; i < S; i += kRowThreads) {
-      const double d = static_cast<double>(xr[i] - hi);
-      const double g = static_cast<double>(dr[i]);
+      const double d = static_cast<double>(ops::load_compute(xr[i]) - hi);
+      const double g = convert_value<double>(dr[i]);
       a += g;
       b += g * d;
       u += d;
@@ -198,59 +203,62 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
 
 // dx coefficients of channel c: training dx = k * ((dy - mean_dy) - ((x - hi) - lo) * coef),
 // eval dx = k * dy.
-template <class T>
+template <class A>
 struct BnGradCoef {
-  T* k;
-  T* hi;
-  T* lo;
-  T* mean_dy;
-  T* coef;
+  A* k;
+  A* hi;
+  A* lo;
+  A* mean_dy;
+  A* coef;
 };
 
 // Backward stage 2, a thread per channel: rows combined in order of n; with the
 // batch mean hi + U / count in training, sum(dy * xhat) = invstd * (B - lo * A).
-template <class T>
+template <class A, class P>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
     bn_channel_grad_kernel(const double* row_a, const double* row_b, const double* row_u, int64_t N,
-                           int64_t C, int64_t S, bool training, const T* save_mean,
-                           const T* save_invstd, Strided<const T> w, Strided<T> dweight,
-                           Strided<T> dbias, BnGradCoef<T> gc) {
+                           int64_t C, int64_t S, bool training, const A* save_mean,
+                           const A* save_invstd, Strided<const P> w, Strided<P> dweight,
+                           Strided<P> dbias, BnGradCoef<A> gc) {
   IRIS_OPS_GRID_STRIDE(c, C) {
-    double A = 0, B = 0, U = 0;
+    double sum_dy = 0, sum_dyu = 0, sum_u = 0;
     if (row_a) {
       for (int64_t n = 0; n < N; ++n) {
-        A += row_a[n * C + c];
-        B += row_b[n * C + c];
-        U += row_u[n * C + c];
+        sum_dy += row_a[n * C + c];
+        sum_dyu += row_b[n * C + c];
+        sum_u += row_u[n * C + c];
       }
     }
     const double count = static_cast<double>(N * S);
     const double invstd = static_cast<double>(save_invstd[c]);
-    const double lo = training ? U / count : 0.0;
-    const double sum_dy_xhat = invstd * (B - lo * A);
-    if (dweight) dweight[c] = static_cast<T>(sum_dy_xhat);
-    if (dbias) dbias[c] = static_cast<T>(A);
-    const double wc = w ? static_cast<double>(w[c]) : 1.0;
-    gc.k[c] = static_cast<T>(wc * invstd);
+    const double lo = training ? sum_u / count : 0.0;
+    const double sum_dy_xhat = invstd * (sum_dyu - lo * sum_dy);
+    if (dweight) dweight[c] = convert_value<P>(sum_dy_xhat);
+    if (dbias) dbias[c] = convert_value<P>(sum_dy);
+    const double wc = w ? convert_value<double>(w[c]) : 1.0;
+    gc.k[c] = static_cast<A>(wc * invstd);
     gc.hi[c] = save_mean[c];
-    gc.lo[c] = static_cast<T>(lo);
-    gc.mean_dy[c] = static_cast<T>(A / count);
-    gc.coef[c] = static_cast<T>(invstd * sum_dy_xhat / count);
+    gc.lo[c] = static_cast<A>(lo);
+    gc.mean_dy[c] = static_cast<A>(sum_dy / count);
+    gc.coef[c] = static_cast<A>(invstd * sum_dy_xhat / count);
   }
 }
 
 template <class T>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
     bn_dx_kernel(const T* dy, const T* x, int64_t total, int64_t C, int64_t S, bool training,
-                 BnGradCoef<T> gc, T* dx) {
+                 BnGradCoef<ops::compute_t<T>> gc, T* dx) {
+  using A = ops::compute_t<T>;
   IRIS_OPS_GRID_STRIDE(i, total) {
     const int64_t c = (i / S) % C;
-    const T k = gc.k[c];
+    const A k = gc.k[c];
+    const A g = ops::load_compute(dy[i]);
     if (!training) {
-      dx[i] = dy[i] * k;
+      dx[i] = ops::store_compute<T>(g * k);
       continue;
     }
-    dx[i] = k * ((dy[i] - gc.mean_dy[c]) - ((x[i] - gc.hi[c]) - gc.lo[c]) * gc.coef[c]);
+    dx[i] = ops::store_compute<T>(
+        k * ((g - gc.mean_dy[c]) - ((ops::load_compute(x[i]) - gc.hi[c]) - gc.lo[c]) * gc.coef[c]));
   }
 }
 
@@ -278,6 +286,41 @@ void check_x(const char* op, const Tensor& x) {
              x.desc());
 }
 
+// The dtype of the per-channel parameters (weight, bias, running stats and their gradients):
+// every defined one shares it; the input's when none is defined.
+DType param_dtype(const char* op, DType x_dt, std::initializer_list<const Tensor*> ps) {
+  const Tensor* first = nullptr;
+  for (const Tensor* p : ps) {
+    if (!p->defined()) continue;
+    if (!first) first = p;
+    IRIS_CHECK(p->dtype() == first->dtype(), op, ": parameters ", first->desc(), " and ", p->desc(),
+               " differ in dtype");
+  }
+  return first ? first->dtype() : x_dt;
+}
+
+// Runs fn.template operator()<T, P>() for input type T and parameter type P: P is T, or
+// float for a bf16/f16 input (PyTorch's mixed batch norm). The saved statistics are checked
+// to be of the compute type.
+template <class Fn>
+void dispatch_bn(const char* op, const Tensor& x, DType p_dt, const Tensor& save_mean,
+                 const Tensor& save_invstd, Fn&& fn) {
+  const DType x_dt = x.dtype();
+  ops::dispatch_float_or_half(x_dt, op, [&]<class T>() {
+    const DType want = dtype_v<ops::compute_t<T>>;
+    IRIS_CHECK(save_mean.dtype() == want && save_invstd.dtype() == want, op,
+               ": saved statistics must be ", dtype_name(want), " for a ", dtype_name(x_dt),
+               " input, got ", save_mean.desc(), " and ", save_invstd.desc());
+    if constexpr (ops::is_half_v<T>) {
+      if (p_dt == DType::f32) return fn.template operator()<T, float>();
+    }
+    IRIS_CHECK(p_dt == x_dt, op, ": parameters of dtype ", dtype_name(p_dt), " for an input of ",
+               dtype_name(x_dt), " (expected the input's dtype",
+               ops::is_half_v<T> ? " or float32)" : ")");
+    fn.template operator()<T, T>();
+  });
+}
+
 void batch_norm_forward_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias,
                              const Tensor& running_mean, const Tensor& running_var, bool training,
                              double momentum, double eps, const Tensor& out,
@@ -285,7 +328,10 @@ void batch_norm_forward_cuda(const Tensor& x, const Tensor& weight, const Tensor
   check_x("batch_norm", x);
   const int64_t N = x.size(0), C = x.size(1), S = x.size(2), R = N * C;
   if (C == 0) return;
-  ops::dispatch_float(x.dtype(), "batch_norm", [&]<class T>() {
+  const DType p_dt =
+      param_dtype("batch_norm", x.dtype(), {&weight, &bias, &running_mean, &running_var});
+  dispatch_bn("batch_norm", x, p_dt, save_mean, save_invstd, [&]<class T, class P>() {
+    using A = ops::compute_t<T>;
     Tensor rows;
     double* row_mean = nullptr;
     double* row_m2 = nullptr;
@@ -296,13 +342,13 @@ void batch_norm_forward_cuda(const Tensor& x, const Tensor& weight, const Tensor
       IRIS_BN_LAUNCH_ROWS(bn_row_stats_kernel, T, R, S, ops::ptr<const T>(x), R, S, row_mean,
                           row_m2);
     }
-    const Tensor coef_t = Tensor::empty({4, C}, x.dtype(), x.device());
-    T* cp = ops::ptr<T>(coef_t);
-    const BnCoef<T> coef{cp, cp + C, cp + 2 * C, cp + 3 * C};
-    IRIS_LAUNCH(bn_channel_kernel<T>, ops::flat_grid(C, Tr::kBlockThreads), dim3(Tr::kBlockThreads),
-                0, nullptr, row_mean, row_m2, N, C, S, training, momentum, eps,
-                strided<const T>(weight), strided<const T>(bias), strided<T>(running_mean),
-                strided<T>(running_var), ops::ptr<T>(save_mean), ops::ptr<T>(save_invstd), coef);
+    const Tensor coef_t = Tensor::empty({4, C}, dtype_v<A>, x.device());
+    A* cp = ops::ptr<A>(coef_t);
+    const BnCoef<A> coef{cp, cp + C, cp + 2 * C, cp + 3 * C};
+    IRIS_LAUNCH((bn_channel_kernel<A, P>), ops::flat_grid(C, Tr::kBlockThreads),
+                dim3(Tr::kBlockThreads), 0, nullptr, row_mean, row_m2, N, C, S, training, momentum,
+                eps, strided<const P>(weight), strided<const P>(bias), strided<P>(running_mean),
+                strided<P>(running_var), ops::ptr<A>(save_mean), ops::ptr<A>(save_invstd), coef);
     const int64_t total = R * S;
     if (total == 0) return;
     IRIS_LAUNCH(bn_normalize_kernel<T>, ops::flat_grid(total, Tr::kBlockThreads),
@@ -321,23 +367,25 @@ void batch_norm_backward_cuda(const Tensor& dy, const Tensor& x, const Tensor& s
   if (C == 0) return;
   const bool need_sums = training || dweight.defined() || dbias.defined();
   if (!need_sums && !dx.defined()) return;
-  ops::dispatch_float(x.dtype(), "batch_norm_backward", [&]<class T>() {
+  const DType p_dt = param_dtype("batch_norm_backward", x.dtype(), {&weight, &dweight, &dbias});
+  dispatch_bn("batch_norm_backward", x, p_dt, save_mean, save_invstd, [&]<class T, class P>() {
+    using A = ops::compute_t<T>;
     Tensor rows;
     double* row_a = nullptr;
     if (need_sums && R > 0) {
       rows = Tensor::empty({3, R}, DType::f64, x.device());
       row_a = ops::ptr<double>(rows);
       IRIS_BN_LAUNCH_ROWS(bn_row_grad_kernel, T, R, S, ops::ptr<const T>(dy), ops::ptr<const T>(x),
-                          ops::ptr<const T>(save_mean), R, C, S, row_a, row_a + R, row_a + 2 * R);
+                          ops::ptr<const A>(save_mean), R, C, S, row_a, row_a + R, row_a + 2 * R);
     }
-    const Tensor coef_t = Tensor::empty({5, C}, x.dtype(), x.device());
-    T* cp = ops::ptr<T>(coef_t);
-    const BnGradCoef<T> gc{cp, cp + C, cp + 2 * C, cp + 3 * C, cp + 4 * C};
-    IRIS_LAUNCH(bn_channel_grad_kernel<T>, ops::flat_grid(C, Tr::kBlockThreads),
+    const Tensor coef_t = Tensor::empty({5, C}, dtype_v<A>, x.device());
+    A* cp = ops::ptr<A>(coef_t);
+    const BnGradCoef<A> gc{cp, cp + C, cp + 2 * C, cp + 3 * C, cp + 4 * C};
+    IRIS_LAUNCH((bn_channel_grad_kernel<A, P>), ops::flat_grid(C, Tr::kBlockThreads),
                 dim3(Tr::kBlockThreads), 0, nullptr, row_a, row_a ? row_a + R : nullptr,
-                row_a ? row_a + 2 * R : nullptr, N, C, S, training, ops::ptr<const T>(save_mean),
-                ops::ptr<const T>(save_invstd), strided<const T>(weight), strided<T>(dweight),
-                strided<T>(dbias), gc);
+                row_a ? row_a + 2 * R : nullptr, N, C, S, training, ops::ptr<const A>(save_mean),
+                ops::ptr<const A>(save_invstd), strided<const P>(weight), strided<P>(dweight),
+                strided<P>(dbias), gc);
     const int64_t total = R * S;
     if (!dx.defined() || total == 0) return;
     IRIS_LAUNCH(bn_dx_kernel<T>, ops::flat_grid(total, Tr::kBlockThreads), dim3(Tr::kBlockThreads),

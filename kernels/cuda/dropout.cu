@@ -1,11 +1,13 @@
 // CUDA dropout: the Philox keep mask of kernels/dropout.h, bit for bit the CPU's.
 // One thread per Philox block (four consecutive stream elements): the block is
-// computed once and its (up to) four words decide the elements it covers.
+// computed once and its (up to) four words decide the elements it covers. bf16/f16 multiply
+// in float by the float scale and round once, as on the CPU.
 #include <cmath>
 #include <cstdint>
 
 #include "core/philox.h"
 #include "core/tensor.h"
+#include "kernels/cuda/ops_launch.cuh"
 #include "kernels/dropout.h"
 #include "kernels/emu/cuda_compat.h"
 
@@ -23,8 +25,8 @@ using Tr = DropoutTraits;
 // Philox block q (stream elements 4q .. 4q+3) covers x indices 4q - offset + w.
 template <class T>
 __global__ void __launch_bounds__(Tr::kThreads)
-    dropout_kernel(const T* x, T* out, int64_t n, uint32_t threshold, T scale, uint64_t seed,
-                   uint64_t offset, uint64_t first_block, uint64_t num_blocks) {
+    dropout_kernel(const T* x, T* out, int64_t n, uint32_t threshold, ops::compute_t<T> scale,
+                   uint64_t seed, uint64_t offset, uint64_t first_block, uint64_t num_blocks) {
   for (uint64_t q = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; q < num_blocks;
        q += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
     const uint64_t blk = first_block + q;
@@ -35,18 +37,9 @@ __global__ void __launch_bounds__(Tr::kThreads)
       const uint64_t i = k - offset;
       if (i >= static_cast<uint64_t>(n)) break;
       const bool keep = (r.v[w] >> 8) >= threshold;
-      const T v = x[i];  // read before write: out may alias x
-      out[i] = v * (keep ? scale : T(0));
+      const ops::compute_t<T> v = ops::load_compute(x[i]);  // read before write: out may alias x
+      out[i] = ops::store_compute<T>(v * (keep ? scale : ops::compute_t<T>(0)));
     }
-  }
-}
-
-template <class Fn>
-void dispatch_float(DType dt, const char* op, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: return fn.template operator()<float>();
-    case DType::f64: return fn.template operator()<double>();
-    default: IRIS_FAIL(op, ": unsupported dtype ", dtype_name(dt), " on cuda (float32/float64)");
   }
 }
 
@@ -66,11 +59,12 @@ void dropout_apply_cuda(const Tensor& x, double p, uint64_t seed, uint64_t offse
   const uint64_t want = (num_blocks + Tr::kThreads - 1) / Tr::kThreads;
   const dim3 grid(static_cast<unsigned>(
       want < static_cast<uint64_t>(Tr::kMaxBlocks) ? want : static_cast<uint64_t>(Tr::kMaxBlocks)));
-  dispatch_float(x.dtype(), "dropout", [&]<class T>() {
-    const T scale = p < 1 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+  ops::dispatch_float_or_half(x.dtype(), "dropout", [&]<class T>() {
+    using A = ops::compute_t<T>;
+    const A scale = p < 1 ? static_cast<A>(1.0 / (1.0 - p)) : A(0);
     IRIS_LAUNCH(dropout_kernel<T>, grid, dim3(Tr::kThreads), 0, nullptr,
-                static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), n,
-                threshold, scale, seed, offset, first_block, num_blocks);
+                static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), n, threshold,
+                scale, seed, offset, first_block, num_blocks);
   });
 }
 

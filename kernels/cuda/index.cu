@@ -9,6 +9,8 @@
 // - scatter_add: a thread per fibre along dim walks k in order (fibres write disjoint
 //   elements); with too few fibres to fill the GPU, a thread per destination element scans
 //   its fibre's indices in order instead. Both sum in the CPU's order, no atomics.
+// - bf16/f16 index_add / scatter_add accumulate in float (a register, or for the fibre
+//   kernel a float copy of out) and round once: the CPU's sums and bits, no 16-bit atomics.
 // - check_index_range: the first bad position is found on the device (atomicMin on a
 //   flag word) and reported by the host as the CPU's iris::Error.
 #include <algorithm>
@@ -135,10 +137,11 @@ __global__ void __launch_bounds__(Tr::kThreads)
     const int64_t j = e % s.inner, ou = e / s.inner;
     const int64_t u = ou % U, o = ou / U;
     T* to = out + (o * s.size + rows[u]) * s.inner + j;
-    T v = *to;
+    ops::compute_t<T> v = ops::load_compute(*to);
     const int64_t q1 = start[u + 1];
-    for (int64_t q = start[u]; q < q1; ++q) v += src[(o * K + order[q]) * s.inner + j];
-    *to = v;
+    for (int64_t q = start[u]; q < q1; ++q)
+      v += ops::load_compute(src[(o * K + order[q]) * s.inner + j]);
+    *to = ops::store_compute<T>(v);
   }
 }
 
@@ -169,7 +172,7 @@ void index_add_cuda(const Tensor& out, int64_t dim, const Tensor& index, const T
   const Tensor d_start = Tensor::from_vector(start, {U + 1}, out.device());
   const Tensor d_order = Tensor::from_vector(order, {K}, out.device());
   const int64_t n = s.outer * U * s.inner;
-  ops::dispatch_numeric(out.dtype(), "index_add", [&]<class T>() {
+  ops::dispatch_numeric_or_half(out.dtype(), "index_add", [&]<class T>() {
     IRIS_LAUNCH(index_add_kernel<T>, ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
                 ops::ptr<T>(out), ops::ptr<const T>(src), ops::ptr<const int64_t>(d_rows),
                 ops::ptr<const int64_t>(d_start), ops::ptr<const int64_t>(d_order), s, U, K);
@@ -241,10 +244,11 @@ void gather_cuda(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
 }
 
 // A thread per fibre f = (o, q) of the index along dim: out[.., index[o, k, q], ..] +=
-// src[o, k, q] for k in order. Fibres write disjoint elements of out.
-template <class T>
+// src[o, k, q] for k in order. Fibres write disjoint elements of out, which is of the compute
+// type A (out itself, or a float copy for bf16/f16).
+template <class T, class A>
 __global__ void __launch_bounds__(Tr::kThreads)
-    scatter_add_fibre_kernel(T* out, const T* src, const int64_t* index, IndexGeom g, Split3 s,
+    scatter_add_fibre_kernel(A* out, const T* src, const int64_t* index, IndexGeom g, Split3 s,
                              int64_t out_size) {
   IRIS_OPS_GRID_STRIDE(f, s.outer * s.inner) {
     const int64_t o = f / s.inner, q = f - o * s.inner;
@@ -254,7 +258,7 @@ __global__ void __launch_bounds__(Tr::kThreads)
     const int64_t ost = g.a_stride[g.dim], sst = g.b_stride[g.dim];
     for (int64_t k = 0; k < s.size; ++k) {
       const int64_t r = index[p0 + k * s.inner];
-      if (r >= 0 && r < out_size) out[oo + r * ost] += src[so + k * sst];
+      if (r >= 0 && r < out_size) out[oo + r * ost] += ops::load_compute(src[so + k * sst]);
     }
   }
 }
@@ -274,11 +278,17 @@ __global__ void __launch_bounds__(Tr::kThreads)
     g.offsets(p0, oo, so);
     const int64_t sst = g.b_stride[g.dim];
     T* to = out + oo + r * g.a_stride[g.dim];
-    T v = *to;
+    ops::compute_t<T> v = ops::load_compute(*to);
     for (int64_t k = 0; k < s.size; ++k)
-      if (index[p0 + k * s.inner] == r) v += src[so + k * sst];
-    *to = v;
+      if (index[p0 + k * s.inner] == r) v += ops::load_compute(src[so + k * sst]);
+    *to = ops::store_compute<T>(v);
   }
+}
+
+// Element-wise conversion between a storage type and its compute type (float scratch).
+template <class TO, class TI>
+__global__ void __launch_bounds__(Tr::kThreads) convert_kernel(const TI* in, int64_t n, TO* out) {
+  IRIS_OPS_GRID_STRIDE(i, n) out[i] = convert_value<TO>(in[i]);
 }
 
 void scatter_add_cuda(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) {
@@ -289,13 +299,23 @@ void scatter_add_cuda(const Tensor& out, int64_t dim, const Tensor& index, const
   const int64_t out_size = shape_1d(out)[dim];
   const int64_t fibres = s.outer * s.inner;
   const bool scan = fibres < Tr::kScanFibres && fibres * out_size * s.size <= Tr::kMaxScanWork;
-  ops::dispatch_numeric(out.dtype(), "scatter_add", [&]<class T>() {
+  ops::dispatch_numeric_or_half(out.dtype(), "scatter_add", [&]<class T>() {
     if (scan) {
       IRIS_LAUNCH(scatter_add_scan_kernel<T>, ops::flat_grid(fibres * out_size), dim3(Tr::kThreads),
                   0, nullptr, ops::ptr<T>(out), ops::ptr<const T>(src),
                   ops::ptr<const int64_t>(index), g, s, out_size);
+    } else if constexpr (ops::is_half_v<T>) {
+      const int64_t n = out.numel();
+      const Tensor acc = Tensor::empty({n}, DType::f32, out.device());
+      IRIS_LAUNCH((convert_kernel<float, T>), ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
+                  ops::ptr<const T>(out), n, ops::ptr<float>(acc));
+      IRIS_LAUNCH((scatter_add_fibre_kernel<T, float>), ops::flat_grid(fibres), dim3(Tr::kThreads),
+                  0, nullptr, ops::ptr<float>(acc), ops::ptr<const T>(src),
+                  ops::ptr<const int64_t>(index), g, s, out_size);
+      IRIS_LAUNCH((convert_kernel<T, float>), ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
+                  ops::ptr<const float>(acc), n, ops::ptr<T>(out));
     } else {
-      IRIS_LAUNCH(scatter_add_fibre_kernel<T>, ops::flat_grid(fibres), dim3(Tr::kThreads), 0,
+      IRIS_LAUNCH((scatter_add_fibre_kernel<T, T>), ops::flat_grid(fibres), dim3(Tr::kThreads), 0,
                   nullptr, ops::ptr<T>(out), ops::ptr<const T>(src), ops::ptr<const int64_t>(index),
                   g, s, out_size);
     }

@@ -6,6 +6,8 @@
 // and the CPU's exact sums. Backward of max: a warp per (n, c) plane walks the outputs
 // 32 at a time; lanes routing to the same input are grouped with __match_any_sync and
 // the lowest lane adds their values in lane order: the CPU's order, no atomics.
+// bf16/f16 compare and accumulate in float and round once at the store; the max backward
+// accumulates them in a float scratch plane, converted at the end.
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -83,16 +85,16 @@ __global__ void __launch_bounds__(Tr::kThreads)
     max_window(oh, p.stride_h, p.pad_h, p.kernel_h, p.dilation_h, pl.H, h0, h1);
     max_window(ow, p.stride_w, p.pad_w, p.kernel_w, p.dilation_w, pl.W, w0, w1);
     const T* in = x + plane * pl.in_plane();
-    T best = -INFINITY;
+    ops::compute_t<T> best = -INFINITY;
     int64_t best_i = h0 * pl.W + w0;
     for (int64_t ih = h0; ih < h1; ih += p.dilation_h) {
       for (int64_t iw = w0; iw < w1; iw += p.dilation_w) {
         const int64_t k = ih * pl.W + iw;
-        const T v = in[k];
+        const ops::compute_t<T> v = ops::load_compute(in[k]);
         if (v > best || v != v) best = v, best_i = k;  // the first maximum; NaN wins
       }
     }
-    out[i] = best;
+    out[i] = ops::store_compute<T>(best);
     indices[i] = best_i;
   }
 }
@@ -100,36 +102,37 @@ __global__ void __launch_bounds__(Tr::kThreads)
 // A warp per plane: zero the plane, then route the outputs 32 at a time. Lanes with the
 // same target form a group (__match_any_sync); its lowest lane adds the group's values
 // from shared memory in lane order, so every input sums its outputs in increasing o.
-template <class T>
+// dinp is of the compute type A (dx itself, or a float scratch for bf16/f16).
+template <class T, class A>
 __global__ void __launch_bounds__(Tr::kThreads)
-    max_pool_backward_kernel(const T* dout, const int64_t* indices, Planes pl, T* dinp) {
-  IRIS_SHARED(T, vals, [Tr::kWarpsPerBlock][Tr::kWarp]);
+    max_pool_backward_kernel(const T* dout, const int64_t* indices, Planes pl, A* dinp) {
+  IRIS_SHARED(A, vals, [Tr::kWarpsPerBlock][Tr::kWarp]);
   const int warp = static_cast<int>(threadIdx.x) / Tr::kWarp;
   const int lane = static_cast<int>(threadIdx.x) % Tr::kWarp;
   const int64_t in_plane = pl.in_plane(), out_plane = pl.out_plane();
   const int64_t warps = static_cast<int64_t>(gridDim.x) * Tr::kWarpsPerBlock;
   for (int64_t plane = static_cast<int64_t>(blockIdx.x) * Tr::kWarpsPerBlock + warp;
        plane < pl.count; plane += warps) {  // uniform per warp
-    T* d = dinp + plane * in_plane;
-    for (int64_t k = lane; k < in_plane; k += Tr::kWarp) d[k] = T(0);
+    A* d = dinp + plane * in_plane;
+    for (int64_t k = lane; k < in_plane; k += Tr::kWarp) d[k] = A(0);
     const T* g = dout + plane * out_plane;
     const int64_t* ip = indices + plane * out_plane;
     for (int64_t o0 = 0; o0 < out_plane; o0 += Tr::kWarp) {
       const int64_t o = o0 + lane;
       int64_t target = -1;  // a window wholly in the padding has no argmax: no gradient
-      T v = T(0);
+      A v = A(0);
       if (o < out_plane) {
         const int64_t t = ip[o];
-        if (t >= 0 && t < in_plane) target = t, v = g[o];
+        if (t >= 0 && t < in_plane) target = t, v = ops::load_compute(g[o]);
       }
       vals[warp][lane] = v;
       const unsigned peers =
           __match_any_sync(ops::kFullMask, static_cast<unsigned long long>(target));
       __syncwarp(ops::kFullMask);  // vals written; the previous group's dinp writes visible
       if (target >= 0 && (peers & ((1u << lane) - 1u)) == 0u) {
-        T acc = d[target];
+        A acc = d[target];
         for (unsigned m = peers; m != 0u; m &= m - 1u) {
-          const T pv = vals[warp][__ffs(static_cast<int>(m)) - 1];
+          const A pv = vals[warp][__ffs(static_cast<int>(m)) - 1];
           acc += pv;
         }
         d[target] = acc;
@@ -137,6 +140,13 @@ __global__ void __launch_bounds__(Tr::kThreads)
       __syncwarp(ops::kFullMask);  // before vals is overwritten
     }
   }
+}
+
+// dinp = the float scratch rounded once (bf16/f16 max backward).
+template <class T>
+__global__ void __launch_bounds__(Tr::kThreads)
+    round_to_kernel(const float* acc, int64_t n, T* out) {
+  IRIS_OPS_GRID_STRIDE(i, n) out[i] = ops::store_compute<T>(acc[i]);
 }
 
 template <class T>
@@ -149,14 +159,15 @@ __global__ void __launch_bounds__(Tr::kThreads)
     const AvgWindow wh = avg_window(oh, p.stride_h, p.pad_h, p.kernel_h, pl.H);
     const AvgWindow ww = avg_window(ow, p.stride_w, p.pad_w, p.kernel_w, pl.W);
     if (wh.start >= wh.end || ww.start >= ww.end) {
-      out[i] = T(0);
+      out[i] = T{};
       continue;
     }
     const T* in = x + plane * pl.in_plane();
     double sum = 0;
     for (int64_t ih = wh.start; ih < wh.end; ++ih)
-      for (int64_t iw = ww.start; iw < ww.end; ++iw) sum += static_cast<double>(in[ih * pl.W + iw]);
-    out[i] = static_cast<T>(sum / static_cast<double>(avg_divisor(p, wh, ww)));
+      for (int64_t iw = ww.start; iw < ww.end; ++iw)
+        sum += convert_value<double>(in[ih * pl.W + iw]);
+    out[i] = convert_value<T>(sum / static_cast<double>(avg_divisor(p, wh, ww)));
   }
 }
 
@@ -179,18 +190,18 @@ __global__ void __launch_bounds__(Tr::kThreads)
     covering(ih, p.stride_h, p.pad_h, p.kernel_h, pl.OH, oh0, oh1);
     covering(iw, p.stride_w, p.pad_w, p.kernel_w, pl.OW, ow0, ow1);
     const T* g = dout + plane * pl.out_plane();
-    T acc = T(0);
+    ops::compute_t<T> acc = 0;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
       const AvgWindow wh = avg_window(oh, p.stride_h, p.pad_h, p.kernel_h, pl.H);
       if (ih < wh.start || ih >= wh.end) continue;
       for (int64_t ow = ow0; ow < ow1; ++ow) {
         const AvgWindow ww = avg_window(ow, p.stride_w, p.pad_w, p.kernel_w, pl.W);
         if (iw < ww.start || iw >= ww.end) continue;
-        acc += static_cast<T>(static_cast<double>(g[oh * pl.OW + ow]) /
-                              static_cast<double>(avg_divisor(p, wh, ww)));
+        acc += static_cast<ops::compute_t<T>>(convert_value<double>(g[oh * pl.OW + ow]) /
+                                              static_cast<double>(avg_divisor(p, wh, ww)));
       }
     }
-    dinp[i] = acc;
+    dinp[i] = ops::store_compute<T>(acc);
   }
 }
 
@@ -207,8 +218,8 @@ __global__ void __launch_bounds__(Tr::kThreads)
     const T* in = x + plane * pl.in_plane();
     double sum = 0;
     for (int64_t ih = h0; ih < h1; ++ih)
-      for (int64_t iw = w0; iw < w1; ++iw) sum += static_cast<double>(in[ih * pl.W + iw]);
-    out[i] = static_cast<T>(sum / static_cast<double>((h1 - h0) * (w1 - w0)));
+      for (int64_t iw = w0; iw < w1; ++iw) sum += convert_value<double>(in[ih * pl.W + iw]);
+    out[i] = convert_value<T>(sum / static_cast<double>((h1 - h0) * (w1 - w0)));
   }
 }
 
@@ -229,7 +240,7 @@ __global__ void __launch_bounds__(Tr::kThreads)
     adaptive_covering(ih, pl.H, pl.OH, oh0, oh1);
     adaptive_covering(iw, pl.W, pl.OW, ow0, ow1);
     const T* g = dout + plane * pl.out_plane();
-    T acc = T(0);
+    ops::compute_t<T> acc = 0;
     for (int64_t oh = oh0; oh < oh1; ++oh) {
       int64_t h0, h1;
       adaptive_bin(oh, pl.H, pl.OH, h0, h1);
@@ -238,11 +249,11 @@ __global__ void __launch_bounds__(Tr::kThreads)
         int64_t w0, w1;
         adaptive_bin(ow, pl.W, pl.OW, w0, w1);
         if (iw < w0 || iw >= w1) continue;
-        acc += static_cast<T>(static_cast<double>(g[oh * pl.OW + ow]) /
-                              static_cast<double>((h1 - h0) * (w1 - w0)));
+        acc += static_cast<ops::compute_t<T>>(convert_value<double>(g[oh * pl.OW + ow]) /
+                                              static_cast<double>((h1 - h0) * (w1 - w0)));
       }
     }
-    dinp[i] = acc;
+    dinp[i] = ops::store_compute<T>(acc);
   }
 }
 
@@ -257,7 +268,7 @@ void max_pool2d_forward_cuda(const Tensor& x, const Pool2dParams& p, const Tenso
   const Planes pl = planes_of(x, out);
   const int64_t n = pl.count * pl.out_plane();
   if (n == 0) return;
-  ops::dispatch_float(x.dtype(), "max_pool2d", [&]<class T>() {
+  ops::dispatch_float_or_half(x.dtype(), "max_pool2d", [&]<class T>() {
     IRIS_LAUNCH(max_pool_forward_kernel<T>, ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
                 ops::ptr<const T>(x), p, pl, ops::ptr<T>(out), ops::ptr<int64_t>(indices));
   });
@@ -267,10 +278,21 @@ void max_pool2d_backward_cuda(const Tensor& dout, const Tensor& indices, const T
   check_dense("max_pool2d_backward", dout, dinp);
   const Planes pl = planes_of(dinp, dout);
   if (pl.count * pl.in_plane() == 0) return;
-  ops::dispatch_float(dout.dtype(), "max_pool2d_backward", [&]<class T>() {
-    IRIS_LAUNCH(max_pool_backward_kernel<T>, ops::flat_grid(pl.count, Tr::kWarpsPerBlock),
-                dim3(Tr::kThreads), 0, nullptr, ops::ptr<const T>(dout),
-                ops::ptr<const int64_t>(indices), pl, ops::ptr<T>(dinp));
+  ops::dispatch_float_or_half(dout.dtype(), "max_pool2d_backward", [&]<class T>() {
+    using A = ops::compute_t<T>;
+    const dim3 grid = ops::flat_grid(pl.count, Tr::kWarpsPerBlock);
+    if constexpr (ops::is_half_v<T>) {
+      const int64_t n = pl.count * pl.in_plane();
+      const Tensor acc = Tensor::empty({n}, DType::f32, dinp.device());
+      IRIS_LAUNCH((max_pool_backward_kernel<T, A>), grid, dim3(Tr::kThreads), 0, nullptr,
+                  ops::ptr<const T>(dout), ops::ptr<const int64_t>(indices), pl,
+                  ops::ptr<float>(acc));
+      IRIS_LAUNCH(round_to_kernel<T>, ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
+                  ops::ptr<const float>(acc), n, ops::ptr<T>(dinp));
+    } else {
+      IRIS_LAUNCH((max_pool_backward_kernel<T, A>), grid, dim3(Tr::kThreads), 0, nullptr,
+                  ops::ptr<const T>(dout), ops::ptr<const int64_t>(indices), pl, ops::ptr<T>(dinp));
+    }
   });
 }
 
@@ -279,7 +301,7 @@ void avg_pool2d_forward_cuda(const Tensor& x, const Pool2dParams& p, const Tenso
   const Planes pl = planes_of(x, out);
   const int64_t n = pl.count * pl.out_plane();
   if (n == 0) return;
-  ops::dispatch_float(x.dtype(), "avg_pool2d", [&]<class T>() {
+  ops::dispatch_float_or_half(x.dtype(), "avg_pool2d", [&]<class T>() {
     IRIS_LAUNCH(avg_pool_forward_kernel<T>, ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
                 ops::ptr<const T>(x), p, pl, ops::ptr<T>(out));
   });
@@ -290,7 +312,7 @@ void avg_pool2d_backward_cuda(const Tensor& dout, const Pool2dParams& p, const T
   const Planes pl = planes_of(dinp, dout);
   const int64_t n = pl.count * pl.in_plane();
   if (n == 0) return;
-  ops::dispatch_float(dout.dtype(), "avg_pool2d_backward", [&]<class T>() {
+  ops::dispatch_float_or_half(dout.dtype(), "avg_pool2d_backward", [&]<class T>() {
     IRIS_LAUNCH(avg_pool_backward_kernel<T>, ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
                 ops::ptr<const T>(dout), p, pl, ops::ptr<T>(dinp));
   });
@@ -301,7 +323,7 @@ void adaptive_avg_pool2d_forward_cuda(const Tensor& x, const Tensor& out) {
   const Planes pl = planes_of(x, out);
   const int64_t n = pl.count * pl.out_plane();
   if (n == 0) return;
-  ops::dispatch_float(x.dtype(), "adaptive_avg_pool2d", [&]<class T>() {
+  ops::dispatch_float_or_half(x.dtype(), "adaptive_avg_pool2d", [&]<class T>() {
     IRIS_LAUNCH(adaptive_avg_forward_kernel<T>, ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
                 ops::ptr<const T>(x), pl, ops::ptr<T>(out));
   });
@@ -312,7 +334,7 @@ void adaptive_avg_pool2d_backward_cuda(const Tensor& dout, const Tensor& dinp) {
   const Planes pl = planes_of(dinp, dout);
   const int64_t n = pl.count * pl.in_plane();
   if (n == 0) return;
-  ops::dispatch_float(dout.dtype(), "adaptive_avg_pool2d_backward", [&]<class T>() {
+  ops::dispatch_float_or_half(dout.dtype(), "adaptive_avg_pool2d_backward", [&]<class T>() {
     IRIS_LAUNCH(adaptive_avg_backward_kernel<T>, ops::flat_grid(n), dim3(Tr::kThreads), 0, nullptr,
                 ops::ptr<const T>(dout), pl, ops::ptr<T>(dinp));
   });
