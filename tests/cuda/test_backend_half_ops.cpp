@@ -1,7 +1,8 @@
 // bf16/fp16 pointwise, reduction, normalisation and loss ops: the CUDA device (emulated in CI,
 // real under `ctest -L cuda`) against the CPU backend. Elementwise ops compute in float and
 // round once on both, so the emulator (same libm) must give the CPU's bits; a real GPU's
-// libdevice and FMA contraction may move a transcendental op by one 16-bit ulp.
+// libdevice and FMA contraction may move a transcendental op by one 16-bit ulp, or in float32
+// by the few ulps CUDA's math functions document (expf 2, sinf 2, powf 4, ...).
 #include <cmath>
 #include <filesystem>
 
@@ -34,20 +35,25 @@ bool emulated() {
 
 // The spacing of dt's values at v (one unit in the last place).
 double ulp(double v, DType dt) {
-  const int mantissa_bits = dt == DType::bf16 ? 7 : 10;
-  const double a = std::max(std::abs(v), dt == DType::bf16 ? 1.1754944e-38 : 6.1035156e-05);
+  const int mantissa_bits = dt == DType::bf16 ? 7 : dt == DType::f16 ? 10 : 23;
+  const double a = std::max(std::abs(v), dt == DType::f16 ? 6.1035156e-05 : 1.1754944e-38);
   return std::ldexp(1.0, std::ilogb(a) - mantissa_bits);
 }
 
-// Same bits, or (a correctly rounded op on a real GPU aside) within one ulp of dt.
+// Same bits, or (an op that is not correctly rounded, on a real GPU) within one ulp of a 16-bit
+// dt; in float32, within 8 ulps of the value or of 1 (a gradient that sums terms of order 1
+// keeps their rounding where they cancel).
 ::testing::AssertionResult matches_cpu(const Tensor& dev, const Tensor& cpu, bool exact_op) {
   if (dev.dtype() != cpu.dtype() || dev.shape() != cpu.shape())
     return ::testing::AssertionFailure() << dev.desc() << " vs " << cpu.desc();
-  const bool bitwise = exact_op || emulated() || dev.dtype() == DType::f32;
+  const bool bitwise = exact_op || emulated();
+  const DType dt = dev.dtype();
   const std::vector<double> x = dev.to_vector<double>(), y = cpu.to_vector<double>();
   for (size_t i = 0; i < x.size(); ++i) {
     if (x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i]))) continue;
-    if (!bitwise && std::abs(x[i] - y[i]) <= ulp(y[i], dev.dtype())) continue;
+    const double tol =
+        dt == DType::f32 ? 8 * ulp(std::max(std::abs(y[i]), 1.0), dt) : ulp(y[i], dt);
+    if (!bitwise && std::abs(x[i] - y[i]) <= tol) continue;
     return ::testing::AssertionFailure() << "element " << i << ": " << x[i] << " vs " << y[i];
   }
   return ::testing::AssertionSuccess();
