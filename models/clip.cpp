@@ -63,8 +63,8 @@ Tensor Clip::logits(const Tensor& image_embeddings, const Tensor& text_embedding
 Tensor Clip::loss(const Tensor& images, const Tensor& tokens, const Tensor& lengths,
                   const Tensor& matches) {
   const Tensor img = encode_image(images), txt = encode_text(tokens, lengths);
-  IRIS_CHECK(img.size(0) == txt.size(0), "Clip::loss: ", img.size(0), " images but ", txt.size(0),
-             " captions");
+  IRIS_CHECK(img.size(0) == txt.size(0) || matches.defined(), "Clip::loss: ", img.size(0),
+             " images but ", txt.size(0), " captions (pass matches to pair several with each)");
   return nn::clip_loss(img, txt, logit_scale, config.max_logit_scale, matches);
 }
 

@@ -65,7 +65,8 @@ class Clip : public nn::Module {
   // scale * image @ text^T: [B_images, B_texts].
   Tensor logits(const Tensor& image_embeddings, const Tensor& text_embeddings) const;
   // Symmetric InfoNCE of a batch of matching pairs (pair i: image i, caption i).
-  // matches: nn::clip_loss's (captions that also describe other images of the batch).
+  // matches: nn::clip_loss's (captions that also describe other images of the batch; with
+  // matches, several captions per image: tokens [M, T] and matches [B, M]).
   Tensor loss(const Tensor& images, const Tensor& tokens, const Tensor& lengths = Tensor(),
               const Tensor& matches = Tensor());
   std::string extra_repr() const override;

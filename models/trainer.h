@@ -144,9 +144,10 @@ namespace train_detail {
 struct TaskBatch {
   Tensor images, tokens, lengths, answers;
   Tensor image_of;  // VQA: the row of `images` each question asks about
-  Tensor matches;   // retrieval: [B, B], 1 where caption j is also one of image i's
+  Tensor matches;   // retrieval: [B, M] over the batch's M captions, 1 where caption j is one of
+                    // image i's
   int64_t samples = 0;
-  int64_t record = -1, caption = -1;  // retrieval: the sample's record and caption, for collate
+  int64_t record = -1;  // retrieval: the sample's record, for collate
 };
 
 // A task's data and loss. make_*_task reads the training file, builds the vocabulary (and

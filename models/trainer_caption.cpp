@@ -77,8 +77,6 @@ TaskBatch CaptionFileTask::load(int64_t index, const nn::BatchRequest& request) 
   const uint64_t pick = request.sample_seed(index) % r.captions.size();
   s.tokens = encode_texts(run_->vocab, {r.captions[pick]}, true, run_->max_len).ids;
   s.samples = 1;
-  s.record = index;
-  s.caption = static_cast<int64_t>(pick);
   return s;
 }
 

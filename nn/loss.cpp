@@ -74,25 +74,39 @@ Tensor clip_logits(const Tensor& image, const Tensor& text, const Tensor& logit_
 
 Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_scale,
                  double max_scale, const Tensor& matches) {
-  IRIS_CHECK(image.defined() && text.defined() && image.dim() == 2 && image.shape() == text.shape(),
-             "clip_loss: expected image and text embeddings [N, D] of one shape, got ",
+  IRIS_CHECK(image.defined() && text.defined() && image.dim() == 2 && text.dim() == 2 &&
+                 image.size(1) == text.size(1) &&
+                 (image.size(0) == text.size(0) || matches.defined()),
+             "clip_loss: expected image and text embeddings [N, D] of one shape (or [N, D] and "
+             "[M, D] with matches), got ",
              describe(image), ", ", describe(text));
   const Tensor logits = clip_logits(image, text, logit_scale, max_scale);
-  const int64_t N = image.size(0);
+  const int64_t N = image.size(0), M = text.size(0);
   if (!matches.defined()) {
     const Tensor labels = arange(N, DType::i64, image.device());
     return (cross_entropy(logits, labels) + cross_entropy(logits.t(), labels)) * 0.5;
   }
-  IRIS_CHECK(matches.shape() == Shape({N, N}) && matches.device().is_cpu(), "clip_loss: matches ",
-             describe(matches), " must be [", N, ", ", N, "] on the CPU for ", N, " pairs");
+  IRIS_CHECK(matches.shape() == Shape({N, M}) && matches.device().is_cpu(), "clip_loss: matches ",
+             describe(matches), " must be [", N, ", ", M, "] on the CPU for ", N, " images and ", M,
+             " texts");
   const auto values = matches.to(DType::f64).to_vector<double>();
-  for (int64_t i = 0; i < N; ++i)
-    IRIS_CHECK(values[i * N + i] == 1.0, "clip_loss: matches[", i, ", ", i,
-               "] must be 1 (pair i always matches)");
+  if (N == M) {
+    for (int64_t i = 0; i < N; ++i)
+      IRIS_CHECK(values[i * N + i] == 1.0, "clip_loss: matches[", i, ", ", i,
+                 "] must be 1 (pair i always matches)");
+  } else {
+    std::vector<double> rows(N, 0.0), cols(M, 0.0);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < M; ++j) rows[i] += values[i * M + j], cols[j] += values[i * M + j];
+    for (int64_t i = 0; i < N; ++i)
+      IRIS_CHECK(rows[i] > 0, "clip_loss: image ", i, " matches none of the ", M, " texts");
+    for (int64_t j = 0; j < M; ++j)
+      IRIS_CHECK(cols[j] > 0, "clip_loss: text ", j, " matches none of the ", N, " images");
+  }
   const Tensor m = matches.detach().to(logits.dtype()).to(logits.device());
   const Tensor rows = m / sum(m, {1}, true), cols = m / sum(m, {0}, true);
   const Tensor i2t = sum(rows * log_softmax(logits, 1)), t2i = sum(cols * log_softmax(logits, 0));
-  return (i2t + t2i) * (-0.5 / static_cast<double>(N));
+  return i2t * (-0.5 / static_cast<double>(N)) + t2i * (-0.5 / static_cast<double>(M));
 }
 
 }  // namespace iris::nn

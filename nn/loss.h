@@ -39,6 +39,9 @@ Tensor clip_logits(const Tensor& image, const Tensor& text, const Tensor& logit_
 // sync; [N, N] of 0/1 with ones on the diagonal): 1 where text j also describes
 // image i (a caption written for several images of the batch). Each row's and column's
 // target then spreads evenly over its matches instead of pushing them apart as negatives.
+// With matches, text may hold M != N captions ([M, D], e.g. all captions of each image):
+// matches is then [N, M] and every image and every text needs at least one match; the loss
+// is the mean over the N rows and the mean over the M columns, halved.
 Tensor clip_loss(const Tensor& image, const Tensor& text, const Tensor& logit_scale,
                  double max_scale = 100.0, const Tensor& matches = Tensor());
 

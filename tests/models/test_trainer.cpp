@@ -12,6 +12,7 @@
 
 #include "models/synth.h"
 #include "models/trainer.h"
+#include "models/zoo.h"
 #include "nn/json_lite.h"
 #include "nn/safetensors.h"
 #include "tests/support/testing.h"
@@ -349,6 +350,70 @@ TEST_F(Trainer, RetrievalTrainsAndEvaluatesBothDirections) {
   EXPECT_LE(two.retrieval_pairs.text_to_image[0], 0.5);
   EXPECT_DOUBLE_EQ(two.retrieval.text_to_image[0], 1.0);
   EXPECT_DOUBLE_EQ(two.retrieval.image_to_text[0], 1.0);
+}
+
+// A retrieval batch holds every image once and each of its distinct captions: matches [B, M]
+// marks the captions of each image, a string written for two images marking both.
+TEST_F(Trainer, RetrievalBatchPairsEachImageWithAllItsCaptions) {
+  const std::string file = data_ + "/three_records.jsonl";
+  {
+    std::ofstream f(file);
+    f << R"({"image": "images/000000.png", "captions": ["a red circle", "a red circle", "one red circle"]})"
+      << "\n"
+      << R"({"image": "images/000001.png", "captions": ["a blue square", "a red circle"]})"
+      << "\n"
+      << R"({"image": "images/000002.png", "captions": ["a green star"]})"
+      << "\n";
+  }
+  TrainOptions o;
+  o.model = "clip";
+  o.data = file;
+  models::Run run;
+  run.image.size = 32;
+  const auto task = train_detail::make_retrieval_task(o, &run);
+  nn::BatchRequest request;
+  request.indices = {0, 1, 2};
+  std::vector<train_detail::TaskBatch> samples;
+  for (int64_t i : request.indices) samples.push_back(task->load(i, request));
+  EXPECT_EQ(samples[0].tokens.size(0), 2);  // the repeated string once
+  const train_detail::TaskBatch b = task->collate(std::move(samples));
+  EXPECT_EQ(b.samples, 3);
+  EXPECT_EQ(b.images.shape(), Shape({3, 3, 32, 32}));
+  // Texts in order: a red circle, one red circle | a blue square, a red circle | a green star.
+  ASSERT_EQ(b.tokens.size(0), 5);
+  const auto ids = b.tokens.to_vector<int64_t>();
+  const auto lengths = b.lengths.to_vector<int64_t>();
+  const int64_t width = b.tokens.size(1);
+  auto text = [&](int64_t j) {
+    return std::vector<int64_t>(ids.begin() + j * width, ids.begin() + j * width + lengths[j]);
+  };
+  const TokenBatch expect = encode_texts(
+      run.vocab,
+      {"a red circle", "one red circle", "a blue square", "a red circle", "a green star"}, true,
+      run.max_len);
+  const auto want_ids = expect.ids.to_vector<int64_t>();
+  const auto want_len = expect.lengths.to_vector<int64_t>();
+  for (int64_t j = 0; j < 5; ++j) {
+    EXPECT_EQ(lengths[j], want_len[j]) << j;
+    EXPECT_EQ(text(j),
+              std::vector<int64_t>(want_ids.begin() + j * expect.ids.size(1),
+                                   want_ids.begin() + j * expect.ids.size(1) + want_len[j]))
+        << j;
+  }
+  EXPECT_EQ(b.matches.shape(), Shape({3, 5}));
+  EXPECT_EQ(b.matches.to_vector<float>(), (std::vector<float>{1, 1, 0, 1, 0,  //
+                                                              1, 0, 1, 1, 0,  //
+                                                              0, 0, 0, 0, 1}));
+  Generator gen(3);
+  auto model = build_model("clip",
+                           R"({"image_size": 32, "patch": 8, "vision_dim": 16,
+      "vision_depth": 1, "vision_heads": 2, "vision_mlp": 32, "text_dim": 16, "text_depth": 1,
+      "text_heads": 2, "text_mlp": 32, "embed_dim": 8, "vocab": )" +
+                               std::to_string(run.vocab.size()) +
+                               ", \"text_len\": " + std::to_string(run.max_len) + "}",
+                           &gen);
+  const Tensor loss = task->loss(*model, b);
+  EXPECT_TRUE(std::isfinite(loss.item()));
 }
 
 TEST_F(Trainer, OptionsAreChecked) {

@@ -166,32 +166,45 @@ TEST(ClipLoss, SymmetricInfoNceWithClampedTemperature) {
   EXPECT_IRIS_ERROR(clip_logits(zeros({4, 3}), zeros({4, 3}), zeros({2})), "logit_scale");
 }
 
-// Several matches per row/column: targets spread evenly over them, written out naively.
+// The loss with a matches matrix [N, M], written out naively: row i (image i over the texts)
+// and column j (text j over the images) each aim at their matches evenly.
+double clip_naive_matches(const Tensor& img, const Tensor& txt, const std::vector<double>& m,
+                          double scale) {
+  const int64_t N = img.size(0), M = txt.size(0), D = img.size(1);
+  const auto iv = img.to_vector<double>(), tv = txt.to_vector<double>();
+  std::vector<double> L(N * M);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < M; ++j) {
+      double s = 0;
+      for (int64_t d = 0; d < D; ++d) s += iv[i * D + d] * tv[j * D + d];
+      L[i * M + j] = scale * s;
+    }
+  double rows = 0, cols = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    double z = 0, n = 0, d = 0;
+    for (int64_t j = 0; j < M; ++j) z += std::exp(L[i * M + j]);
+    for (int64_t j = 0; j < M; ++j)
+      n += m[i * M + j], d += m[i * M + j] * (L[i * M + j] - std::log(z));
+    rows -= d / n;
+  }
+  for (int64_t j = 0; j < M; ++j) {
+    double z = 0, n = 0, d = 0;
+    for (int64_t i = 0; i < N; ++i) z += std::exp(L[i * M + j]);
+    for (int64_t i = 0; i < N; ++i)
+      n += m[i * M + j], d += m[i * M + j] * (L[i * M + j] - std::log(z));
+    cols -= d / n;
+  }
+  return rows / (2.0 * N) + cols / (2.0 * M);
+}
+
+// Several matches per row/column: targets spread evenly over them.
 TEST(ClipLoss, SharedCaptionsSpreadTheTarget) {
   const int64_t N = 4, D = 3;
   const Tensor img = randn_seeded({N, D}, 5) * 0.4, txt = randn_seeded({N, D}, 6) * 0.4;
   // Text 2 also describes image 0, and text 3 image 1 (not symmetric).
   const std::vector<double> m = {1, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1};
   const double scale = 3.0;
-  const auto iv = img.to_vector<double>(), tv = txt.to_vector<double>();
-  std::vector<double> L(N * N);
-  for (int64_t i = 0; i < N; ++i)
-    for (int64_t j = 0; j < N; ++j) {
-      double s = 0;
-      for (int64_t d = 0; d < D; ++d) s += iv[i * D + d] * tv[j * D + d];
-      L[i * N + j] = scale * s;
-    }
-  double total = 0;
-  for (int64_t i = 0; i < N; ++i) {  // row i: image i over texts; column i: text i over images
-    double zr = 0, zc = 0, nr = 0, nc = 0, dr = 0, dc = 0;
-    for (int64_t j = 0; j < N; ++j) zr += std::exp(L[i * N + j]), zc += std::exp(L[j * N + i]);
-    for (int64_t j = 0; j < N; ++j) {
-      nr += m[i * N + j], nc += m[j * N + i];
-      dr += m[i * N + j] * (L[i * N + j] - std::log(zr));
-      dc += m[j * N + i] * (L[j * N + i] - std::log(zc));
-    }
-    total -= dr / nr + dc / nc;
-  }
+  const double total = clip_naive_matches(img, txt, m, scale) * 2.0 * N;
   const Tensor matches = Tensor::from_vector(m, {N, N});
   EXPECT_NEAR(
       clip_loss(img, txt, Tensor::scalar(std::log(scale), DType::f64), 100.0, matches).item(),
@@ -206,6 +219,37 @@ TEST(ClipLoss, SharedCaptionsSpreadTheTarget) {
                     "matches");
   EXPECT_IRIS_ERROR(clip_loss(img, txt, Tensor::scalar(0.0, DType::f64), 100.0, zeros({4, 4})),
                     "must be 1");
+}
+
+// Several captions per image (M texts for N images): the same loss over a [N, M] matches.
+TEST(ClipLoss, SeveralCaptionsPerImage) {
+  const int64_t N = 3, M = 7, D = 4;
+  const Tensor img = randn_seeded({N, D}, 15) * 0.5, txt = randn_seeded({M, D}, 16) * 0.5;
+  // Image 0 has texts 0-2, image 1 texts 3-4, image 2 texts 5-6; text 4 also describes image 0.
+  const std::vector<double> m = {1, 1, 1, 0, 1, 0, 0,  //
+                                 0, 0, 0, 1, 1, 0, 0,  //
+                                 0, 0, 0, 0, 0, 1, 1};
+  const Tensor matches = Tensor::from_vector(m, {N, M});
+  EXPECT_NEAR(clip_loss(img, txt, Tensor::scalar(std::log(2.5), DType::f64), 100.0, matches).item(),
+              clip_naive_matches(img, txt, m, 2.5), 1e-12);
+  EXPECT_GRADCHECK(
+      [&](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{clip_loss(in[0], in[1], in[2], 100.0, matches)};
+      },
+      {param({N, D}, 17), param({M, D}, 18),
+       Tensor::scalar(0.3, DType::f64).set_requires_grad(true)});
+  const Tensor s0 = Tensor::scalar(0.0, DType::f64);
+  EXPECT_IRIS_ERROR(clip_loss(img, txt, s0), "clip_loss: expected image and text");
+  EXPECT_IRIS_ERROR(clip_loss(img, txt, s0, 100.0, zeros({N, N})), "must be [3, 7]");
+  std::vector<double> lonely_text = m;
+  lonely_text[1 * M + 4] = lonely_text[0 * M + 4] = 0;
+  EXPECT_IRIS_ERROR(clip_loss(img, txt, s0, 100.0, Tensor::from_vector(lonely_text, {N, M})),
+                    "text 4 matches none of the 3 images");
+  std::vector<double> lonely_image = m;
+  lonely_image[2 * M + 5] = lonely_image[2 * M + 6] = 0;
+  lonely_image[0 * M + 5] = lonely_image[1 * M + 6] = 1;
+  EXPECT_IRIS_ERROR(clip_loss(img, txt, s0, 100.0, Tensor::from_vector(lonely_image, {N, M})),
+                    "image 2 matches none of the 7 texts");
 }
 
 }  // namespace
