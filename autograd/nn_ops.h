@@ -16,6 +16,16 @@ namespace iris {
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 
+// The pre-LN residual step, fused (one kernel each way): sum = x + residual (same shape,
+// dtype and device; no broadcasting) and out = layer_norm(sum, normalized_shape, weight,
+// bias, eps). sum is the new residual stream; both are differentiable.
+struct AddLayerNormResult {
+  Tensor sum, out;
+};
+AddLayerNormResult add_layer_norm(const Tensor& x, const Tensor& residual,
+                                  const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                                  const Tensor& bias = Tensor(), double eps = 1e-5);
+
 // F.batch_norm on x [N, C, ...]. training: batch statistics (biased variance),
 // and running_mean / running_var (when defined) are updated in place, not on
 // the tape: running = (1 - momentum) * running + momentum * batch stat (unbiased

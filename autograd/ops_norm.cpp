@@ -1,4 +1,5 @@
-// layer_norm and batch_norm with their derivatives (fused kernels both ways).
+// layer_norm, add_layer_norm (a residual add, then layer norm) and batch_norm with their
+// derivatives (fused kernels both ways).
 #include <initializer_list>
 #include <optional>
 
@@ -46,21 +47,31 @@ DType batch_norm_param_dtype(const Tensor& x, std::initializer_list<const Tensor
   return x.dtype();
 }
 
+// The rows [M, N] of a layer norm of x over normalized_shape, after checking the arguments.
+struct LayerNormRows {
+  int64_t M, N;
+};
+LayerNormRows check_layer_norm(const char* op, const Tensor& x, const Shape& normalized_shape,
+                               const Tensor& weight, const Tensor& bias) {
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  IRIS_CHECK(k >= 1, op, ": normalized_shape must have at least one dim, got []");
+  IRIS_CHECK(x.dim() >= k && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape, op,
+             ": normalized_shape ", shape_str(normalized_shape),
+             " does not match the trailing dims of the input ", x.desc());
+  check_param(op, "weight", weight, normalized_shape, x);
+  check_param(op, "bias", bias, normalized_shape, x);
+  int64_t M = 1;
+  for (int64_t d = 0; d < x.dim() - k; ++d) M *= x.size(d);
+  return {M, numel_of(normalized_shape)};
+}
+
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
   const DType stats_dtype = check_layer_norm_input(x);
-  const int64_t k = static_cast<int64_t>(normalized_shape.size());
-  IRIS_CHECK(k >= 1, "layer_norm: normalized_shape must have at least one dim, got []");
-  IRIS_CHECK(x.dim() >= k && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape,
-             "layer_norm: normalized_shape ", shape_str(normalized_shape),
-             " does not match the trailing dims of the input ", x.desc());
-  check_param("layer_norm", "weight", weight, normalized_shape, x);
-  check_param("layer_norm", "bias", bias, normalized_shape, x);
-  const int64_t N = numel_of(normalized_shape);
-  int64_t M = 1;
-  for (int64_t d = 0; d < x.dim() - k; ++d) M *= x.size(d);
+  const LayerNormRows rows = check_layer_norm("layer_norm", x, normalized_shape, weight, bias);
+  const int64_t M = rows.M, N = rows.N;
   const Tensor x2 = view_dense(dense(x), {M, N});
   const Tensor w1 = weight.defined() ? view_dense(dense(weight), {N}) : Tensor();
   const Tensor b1 = bias.defined() ? view_dense(dense(bias), {N}) : Tensor();
@@ -87,6 +98,50 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                        return std::vector<Tensor>{dx, dw, db};
                      });
   return out;
+}
+
+AddLayerNormResult add_layer_norm(const Tensor& x, const Tensor& residual,
+                                  const Shape& normalized_shape, const Tensor& weight,
+                                  const Tensor& bias, double eps) {
+  const char* op = "add_layer_norm";
+  const DType stats_dtype = check_layer_norm_input(x, op);
+  IRIS_CHECK(residual.defined(), op, ": undefined residual (input ", x.desc(), ")");
+  IRIS_CHECK(residual.shape() == x.shape() && residual.dtype() == x.dtype() &&
+                 residual.device() == x.device(),
+             op, ": residual ", residual.desc(), " does not match the input ", x.desc());
+  const LayerNormRows rows = check_layer_norm(op, x, normalized_shape, weight, bias);
+  const int64_t M = rows.M, N = rows.N;
+  const Tensor x2 = view_dense(dense(x), {M, N});
+  const Tensor r2 = view_dense(dense(residual), {M, N});
+  const Tensor w1 = weight.defined() ? view_dense(dense(weight), {N}) : Tensor();
+  const Tensor b1 = bias.defined() ? view_dense(dense(bias), {N}) : Tensor();
+  Tensor sum = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor mean = Tensor::empty({M}, stats_dtype, x.device());
+  Tensor rstd = Tensor::empty({M}, stats_dtype, x.device());
+  const Tensor s2 = view_dense(sum, {M, N});
+  kernels::add_layer_norm_forward_table().get(x.device())(x2, r2, w1, b1, eps, s2,
+                                                          view_dense(out, {M, N}), mean, rstd);
+  if (autograd::any_requires_grad({&x, &residual, &weight, &bias}))
+    autograd::record(
+        op, {x, residual, weight, bias}, {sum, out},
+        [S = Saved(s2), W = Saved(w1), mean, rstd, xs = x.shape(), ns = normalized_shape, M,
+         N](const BackwardCtx& c) {
+          const Tensor& s2 = S.get();
+          const Tensor ds = view_dense(dense(c.grad(0)), {M, N});
+          const Tensor dy = view_dense(dense(c.grad(1)), {M, N});
+          Tensor dx, dw, db;
+          // x and residual share one gradient, ds + d layer_norm(dy).
+          if (c.need(0) || c.need(1)) dx = Tensor::empty(xs, s2.dtype(), s2.device());
+          if (c.need(2)) dw = Tensor::empty(ns, s2.dtype(), s2.device());
+          if (c.need(3)) db = Tensor::empty(ns, s2.dtype(), s2.device());
+          kernels::add_layer_norm_backward_table().get(s2.device())(
+              dy, ds, s2, mean, rstd, W.get(), dx.defined() ? view_dense(dx, {M, N}) : Tensor(),
+              dw.defined() ? view_dense(dw, {N}) : Tensor(),
+              db.defined() ? view_dense(db, {N}) : Tensor());
+          return std::vector<Tensor>{c.need(0) ? dx : Tensor(), c.need(1) ? dx : Tensor(), dw, db};
+        });
+  return {sum, out};
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,

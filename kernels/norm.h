@@ -21,6 +21,23 @@ IRIS_DECLARE_KERNEL(layer_norm_backward,
                     void(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
                          const Tensor& weight, const Tensor& dx, const Tensor& dweight,
                          const Tensor& dbias));
+// The fused pre-LN residual step: s = x + residual (x, residual, s [M, N]; s rounded to the
+// dtype, as a separate add would) and out = layer_norm(s), in one pass set per row.
+IRIS_DECLARE_KERNEL(add_layer_norm_forward,
+                    void(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                         const Tensor& bias, double eps, const Tensor& sum, const Tensor& out,
+                         const Tensor& mean, const Tensor& rstd));
+// Its backward: s [M, N] and mean, rstd from the forward; dy (of out) and ds (of sum) [M, N],
+// each undefined when absent. dx = ds + d layer_norm(dy) serves x and residual alike;
+// dweight/dbias as layer_norm_backward. dx, dweight, dbias undefined when not wanted.
+IRIS_DECLARE_KERNEL(add_layer_norm_backward,
+                    void(const Tensor& dy, const Tensor& ds, const Tensor& sum, const Tensor& mean,
+                         const Tensor& rstd, const Tensor& weight, const Tensor& dx,
+                         const Tensor& dweight, const Tensor& dbias));
+// add_layer_norm_backward when dy is absent, for every backend: dx = ds (zeros when ds is
+// absent too), dweight = dbias = 0.
+void add_layer_norm_backward_without_dy(const Tensor& ds, const Tensor& dx, const Tensor& dweight,
+                                        const Tensor& dbias);
 
 // x [N, C, S] (S: the spatial dims flattened, 1 for [N, C] inputs); weight, bias,
 // running_mean, running_var [C] or undefined (running stats may be strided).

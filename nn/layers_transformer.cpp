@@ -1,9 +1,18 @@
 #include "nn/layers_transformer.h"
 
+#include "autograd/nn_ops.h"
 #include "autograd/ops.h"
 #include "nn/layers_activations.h"
 
 namespace iris::nn {
+namespace {
+
+// x + branch and ln(x + branch) in one fused op (the pre-LN residual step).
+AddLayerNormResult add_then_norm(const LayerNorm& ln, const Tensor& x, const Tensor& branch) {
+  return add_layer_norm(x, branch, ln.normalized_shape, ln.weight, ln.bias, ln.eps);
+}
+
+}  // namespace
 
 TransformerBlock::TransformerBlock(int64_t d, int64_t h, int64_t mlp_d, bool is_cross,
                                    bool is_causal, Generator* gen)
@@ -38,16 +47,17 @@ Tensor TransformerBlock::forward(const Tensor& x_in, const Tensor& mem, const Bl
   self.k_lens = opt.lengths;
   self.key_padding_mask = opt.key_padding_mask;
   Tensor h = ln1->forward(x_in);
-  Tensor x = x_in + attn->forward(h, h, h, self).output;
+  // Each residual add feeds the next LayerNorm: one fused add_layer_norm each.
+  AddLayerNormResult r =
+      add_then_norm(cross ? *lnx : *ln2, x_in, attn->forward(h, h, h, self).output);
   if (cross) {
     MhaOptions xo;
     xo.q_lens = opt.lengths;
     xo.k_lens = opt.mem_lengths;
     xo.key_padding_mask = opt.mem_key_padding_mask;
-    h = lnx->forward(x);
-    x = x + xattn->forward(h, mem, mem, xo).output;
+    r = add_then_norm(*ln2, r.sum, xattn->forward(r.out, mem, mem, xo).output);
   }
-  return x + mlp->forward(ln2->forward(x));
+  return r.sum + mlp->forward(r.out);
 }
 
 std::string TransformerBlock::extra_repr() const {

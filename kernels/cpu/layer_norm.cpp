@@ -2,6 +2,8 @@
 // mean, sum of squared deviations, normalise), all while the row sits in L1/L2.
 // Backward: dx in one pass per row after one reduction pass; dweight/dbias as
 // per-row-group partial sums, then a final sum in a fixed order (no atomics).
+// add_layer_norm runs the same rows on s = x + residual, formed (and stored) by the row's
+// first pass, and adds ds to the row's dx.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -17,6 +19,21 @@
 namespace iris::kernels {
 IRIS_DEFINE_KERNEL_TABLE(layer_norm_forward)
 IRIS_DEFINE_KERNEL_TABLE(layer_norm_backward)
+IRIS_DEFINE_KERNEL_TABLE(add_layer_norm_forward)
+IRIS_DEFINE_KERNEL_TABLE(add_layer_norm_backward)
+
+void add_layer_norm_backward_without_dy(const Tensor& ds, const Tensor& dx, const Tensor& dweight,
+                                        const Tensor& dbias) {
+  if (dx.defined()) {
+    if (ds.defined()) {
+      copy_table().get(dx.device())(ds, dx);
+    } else {
+      fill_table().get(dx.device())(dx, 0.0);
+    }
+  }
+  if (dweight.defined()) fill_table().get(dweight.device())(dweight, 0.0);
+  if (dbias.defined()) fill_table().get(dbias.device())(dbias, 0.0);
+}
 }  // namespace iris::kernels
 
 namespace iris::cpu {
@@ -99,9 +116,27 @@ struct SplitMean {
   explicit SplitMean(double m) : hi(static_cast<T>(m)), lo(static_cast<T>(m - double(hi))) {}
 };
 
-template <class T>
-void forward_row(const T* x, const T* w, const T* b, int64_t N, double eps, T* y, T* mean_out,
-                 T* rstd_out) {
+// How s = x + residual is kept: as computed, or (the float path of a bf16/f16 input) rounded
+// to the 16-bit dtype, so that the row normalised is the s that is stored and saved.
+struct Exact {
+  template <class T>
+  T operator()(T v) const {
+    return v;
+  }
+};
+template <class H>
+struct RoundTo {
+  float operator()(float v) const { return convert_value<float>(convert_value<H>(v)); }
+};
+
+// One row; with res, the row is round(x + res), written to sum first (it stays in L1/L2).
+template <class T, class Round>
+void forward_row(const T* x, const T* res, const T* w, const T* b, int64_t N, double eps,
+                 Round round, T* sum, T* y, T* mean_out, T* rstd_out) {
+  if (res) {
+    for (int64_t i = 0; i < N; ++i) sum[i] = round(x[i] + res[i]);
+    x = sum;
+  }
   // Shifted by the first element: the sum then grows with the spread, not the mean.
   const T shift = x[0];
   const double s = cascade_sums<T, 1>(N, [&](auto at) { return std::array{at(x) - shift}; })[0];
@@ -146,24 +181,30 @@ void store_to(const Tensor& f, const Tensor& dst) {
   if (dst.defined()) kernels::copy_table().get(dst.device())(f, dst);
 }
 
-void layer_norm_forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
-                            const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+// layer_norm (res undefined) and add_layer_norm (sum = x + res, then its layer norm).
+// sum_dtype: the dtype sum is stored in (a 16-bit one when x is the float copy of it).
+void forward_impl(const char* op, const Tensor& x, const Tensor& res, const Tensor& weight,
+                  const Tensor& bias, double eps, const Tensor& sum, const Tensor& out,
+                  const Tensor& mean, const Tensor& rstd, DType sum_dtype) {
   const int64_t M = x.size(0), N = x.size(1);
   if (M == 0) return;
   if (is_half(x.dtype())) {
-    IRIS_CHECK(mean.dtype() == DType::f32 && rstd.dtype() == DType::f32,
-               "layer_norm: the statistics of a ", dtype_name(x.dtype()),
-               " input are float32, got mean ", mean.desc(), ", rstd ", rstd.desc());
-    const Tensor yf = float_like(out);
-    layer_norm_forward_cpu(float_copy(x), float_copy(weight), float_copy(bias), eps, yf, mean,
-                           rstd);
+    IRIS_CHECK(mean.dtype() == DType::f32 && rstd.dtype() == DType::f32, op,
+               ": the statistics of a ", dtype_name(x.dtype()), " input are float32, got mean ",
+               mean.desc(), ", rstd ", rstd.desc());
+    const Tensor yf = float_like(out), sf = float_like(sum);
+    forward_impl(op, float_copy(x), float_copy(res), float_copy(weight), float_copy(bias), eps, sf,
+                 yf, mean, rstd, x.dtype());
     store_to(yf, out);
+    store_to(sf, sum);
     return;
   }
-  dispatch_float(x.dtype(), "layer_norm", [&]<class T>() {
+  dispatch_float(x.dtype(), op, [&]<class T>() {
     const T* px = x.data<T>();
+    const T* pres = ptr_or_null<T>(res);
     const T* pw = ptr_or_null<T>(weight);
     const T* pb = ptr_or_null<T>(bias);
+    T* ps = ptr_or_null<T>(sum);
     T* py = out.data<T>();
     T* pm = mean.data<T>();
     T* pr = rstd.data<T>();
@@ -172,11 +213,30 @@ void layer_norm_forward_cpu(const Tensor& x, const Tensor& weight, const Tensor&
       return;
     }
     const int64_t grain = std::max<int64_t>(1, Tr::kGrainElems / N);
-    parallel_for(0, M, grain, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        forward_row<T>(px + r * N, pw, pb, N, eps, py + r * N, pm + r, pr + r);
-    });
+    auto rows = [&](auto round) {
+      parallel_for(0, M, grain, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          forward_row<T>(px + r * N, pres ? pres + r * N : nullptr, pw, pb, N, eps, round,
+                         ps ? ps + r * N : nullptr, py + r * N, pm + r, pr + r);
+      });
+    };
+    if constexpr (std::is_same_v<T, float>) {
+      if (sum_dtype == DType::bf16) return rows(RoundTo<bf16>{});
+      if (sum_dtype == DType::f16) return rows(RoundTo<f16>{});
+    }
+    rows(Exact{});
   });
+}
+
+void layer_norm_forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                            const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  forward_impl("layer_norm", x, Tensor(), weight, bias, eps, Tensor(), out, mean, rstd, x.dtype());
+}
+
+void add_layer_norm_forward_cpu(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                const Tensor& bias, double eps, const Tensor& sum,
+                                const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  forward_impl("add_layer_norm", x, residual, weight, bias, eps, sum, out, mean, rstd, x.dtype());
 }
 
 // One row of the backward. With g = dy * w, u = x - mean_hi (exact near the mean)
@@ -184,10 +244,11 @@ void layer_norm_forward_cpu(const Tensor& x, const Tensor& weight, const Tensor&
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
 //   mean(g * xhat) = rstd * (sum(g u) - lo sum(g)) / N.
 // The residual recovers the precision the stored (rounded) mean lost. kAccumulate
-// also adds dy * xhat and dy into the row group's dweight / dbias partials.
-template <class T, bool kAccumulate>
-void backward_row(const T* __restrict dy, const T* __restrict x, T mean_hi, T rstd,
-                  const T* __restrict w, int64_t N, T* __restrict dx, T* __restrict dw_acc,
+// also adds dy * xhat and dy into the row group's dweight / dbias partials; kAddDs adds
+// ds (the gradient of add_layer_norm's sum) into dx.
+template <class T, bool kAccumulate, bool kAddDs>
+void backward_row(const T* __restrict dy, const T* __restrict ds, const T* __restrict x, T mean_hi,
+                  T rstd, const T* __restrict w, int64_t N, T* __restrict dx, T* __restrict dw_acc,
                   T* __restrict db_acc) {
   const std::array<double, 3> sums = cascade_sums<T, 3>(N, [&](auto at) {
     const auto g = at(dy) * at(w);
@@ -202,7 +263,12 @@ void backward_row(const T* __restrict dy, const T* __restrict x, T mean_hi, T rs
       static_cast<T>(static_cast<double>(rstd) * (sums[1] - lo_d * sums[0]) * inv_n);
   for (int64_t i = 0; i < N; ++i) {
     const T xhat = ((x[i] - mean_hi) - lo) * rstd;
-    dx[i] = rstd * ((dy[i] * w[i] - mean_g) - xhat * mean_gxhat);
+    const T dln = rstd * ((dy[i] * w[i] - mean_g) - xhat * mean_gxhat);
+    if constexpr (kAddDs) {
+      dx[i] = dln + ds[i];
+    } else {
+      dx[i] = dln;
+    }
     if constexpr (kAccumulate) {
       dw_acc[i] += dy[i] * xhat;
       db_acc[i] += dy[i];
@@ -210,20 +276,21 @@ void backward_row(const T* __restrict dy, const T* __restrict x, T mean_hi, T rs
   }
 }
 
-void layer_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& mean,
-                             const Tensor& rstd, const Tensor& weight, const Tensor& dx,
-                             const Tensor& dweight, const Tensor& dbias) {
+// layer_norm's backward (ds undefined) and add_layer_norm's (dx = ds + the layer norm's dx).
+void backward_impl(const char* op, const Tensor& dy, const Tensor& ds, const Tensor& x,
+                   const Tensor& mean, const Tensor& rstd, const Tensor& weight, const Tensor& dx,
+                   const Tensor& dweight, const Tensor& dbias) {
   const int64_t M = x.size(0), N = x.size(1);
   if (is_half(x.dtype())) {
     const Tensor dxf = float_like(dx), dwf = float_like(dweight), dbf = float_like(dbias);
-    layer_norm_backward_cpu(float_copy(dy), float_copy(x), mean, rstd, float_copy(weight), dxf,
-                            dwf, dbf);
+    backward_impl(op, float_copy(dy), float_copy(ds), float_copy(x), mean, rstd, float_copy(weight),
+                  dxf, dwf, dbf);
     store_to(dxf, dx);
     store_to(dwf, dweight);
     store_to(dbf, dbias);
     return;
   }
-  dispatch_float(x.dtype(), "layer_norm_backward", [&]<class T>() {
+  dispatch_float(x.dtype(), op, [&]<class T>() {
     if (N == 0) return;
     const bool want_affine = dweight.defined() || dbias.defined();
     if (M == 0) {
@@ -239,12 +306,20 @@ void layer_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& me
     std::vector<T> ones(weight.defined() ? 0 : N, T(1));
     const T* pw = weight.defined() ? weight.data<T>() : ones.data();
     T* pdx = ptr_or_null<T>(dx);
+    const T* pds = pdx ? ptr_or_null<T>(ds) : nullptr;
     auto rows = [&](auto accumulate, int64_t r0, int64_t r1, T* dw_acc, T* db_acc) {
       std::vector<T> scratch(pdx ? 0 : N);
-      for (int64_t r = r0; r < r1; ++r)
-        backward_row<T, decltype(accumulate)::value>(pdy + r * N, px + r * N, pm[r], pr[r], pw, N,
-                                                     pdx ? pdx + r * N : scratch.data(), dw_acc,
-                                                     db_acc);
+      auto run = [&](auto add_ds) {
+        for (int64_t r = r0; r < r1; ++r)
+          backward_row<T, decltype(accumulate)::value, decltype(add_ds)::value>(
+              pdy + r * N, pds ? pds + r * N : nullptr, px + r * N, pm[r], pr[r], pw, N,
+              pdx ? pdx + r * N : scratch.data(), dw_acc, db_acc);
+      };
+      if (pds) {
+        run(std::true_type{});
+      } else {
+        run(std::false_type{});
+      }
     };
     if (!want_affine) {
       parallel_for(0, M, std::max<int64_t>(1, Tr::kGrainElems / N), [&](int64_t r0, int64_t r1) {
@@ -277,9 +352,27 @@ void layer_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& me
   });
 }
 
+void layer_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& mean,
+                             const Tensor& rstd, const Tensor& weight, const Tensor& dx,
+                             const Tensor& dweight, const Tensor& dbias) {
+  backward_impl("layer_norm_backward", dy, Tensor(), x, mean, rstd, weight, dx, dweight, dbias);
+}
+
+void add_layer_norm_backward_cpu(const Tensor& dy, const Tensor& ds, const Tensor& sum,
+                                 const Tensor& mean, const Tensor& rstd, const Tensor& weight,
+                                 const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
+  if (!dy.defined()) {  // only the sum's gradient: dx = ds, no parameter gradients
+    kernels::add_layer_norm_backward_without_dy(ds, dx, dweight, dbias);
+    return;
+  }
+  backward_impl("add_layer_norm_backward", dy, ds, sum, mean, rstd, weight, dx, dweight, dbias);
+}
+
 }  // namespace
 
 IRIS_REGISTER_KERNEL(layer_norm_forward, CPU, layer_norm_forward_cpu);
 IRIS_REGISTER_KERNEL(layer_norm_backward, CPU, layer_norm_backward_cpu);
+IRIS_REGISTER_KERNEL(add_layer_norm_forward, CPU, add_layer_norm_forward_cpu);
+IRIS_REGISTER_KERNEL(add_layer_norm_backward, CPU, add_layer_norm_backward_cpu);
 
 }  // namespace iris::cpu

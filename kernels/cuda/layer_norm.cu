@@ -7,15 +7,17 @@
 // Backward: dx in one pass per row after one reduction pass; dweight/dbias as per-group
 // partial rows (row group g owns rows g, g + G, ...; G fixed by M alone), then a final
 // kernel sums the G partials per column in order: deterministic, no atomics.
+// add_layer_norm is the same two kernels with a residual: the forward's first read of a row
+// forms s = x + residual (rounded to T, as a separate add would) and stores it, the rest of
+// the row works on s; the backward adds ds to dx.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "core/tensor.h"
 #include "kernels/cuda/ops_launch.cuh"  // first: it brings in cuda_compat.h
-
-#include "kernels/cuda/online_softmax.cuh"
 #include "kernels/elementwise.h"
 #include "kernels/norm.h"
 
@@ -48,7 +50,7 @@ using ops::store_compute;
 
 template <class A>
 __device__ __forceinline__ A warp_sum(A v) {
-  for (int o = Tr::kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(kFullMask, v, o);
+  for (int o = Tr::kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(ops::kFullMask, v, o);
   return v;
 }
 
@@ -75,20 +77,35 @@ __device__ __forceinline__ A row_sum(A v) {
 
 // kRowThreads threads per row: kWarp (warp per row) or kBlockThreads (block per row).
 // T is the storage type, C = compute_t<T> the type of the arithmetic and the statistics.
+// res (and s) may be null: plain layer norm of x.
 template <class T, int kRowThreads, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
-    layer_norm_forward_kernel(const T* x, const T* w, const T* b, int64_t M, int64_t N, C eps,
-                              T* y, C* mean, C* rstd) {
+    layer_norm_forward_kernel(const T* x, const T* res, const T* w, const T* b, int64_t M,
+                              int64_t N, C eps, T* s, T* y, C* mean, C* rstd) {
   static_assert(Tr::kBlockThreads % kRowThreads == 0);
   constexpr int kRows = Tr::kBlockThreads / kRowThreads;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRows + threadIdx.x / kRowThreads;
   const int t = static_cast<int>(threadIdx.x % kRowThreads);
   if (row >= M) return;  // whole warps only (a block per row: never)
   const T* xr = x + row * N;
+  const T* rr = res ? res + row * N : nullptr;
+  T* sr = res ? s + row * N : nullptr;
   T* yr = y + row * N;
+  // Element j of the row: x_j, or s_j = x_j + res_j as stored in T.
+  auto sum_at = [&](int64_t j) {
+    return store_compute<T>(load_compute(xr[j]) + load_compute(rr[j]));
+  };
+  // The first read of element j (this thread's own): forms and stores s_j.
+  auto first_at = [&](int64_t j) {
+    if (!rr) return load_compute(xr[j]);
+    const T v = sum_at(j);
+    sr[j] = v;
+    return load_compute(v);
+  };
+  const T* src = rr ? sr : xr;  // the row after its first read
   // A warp per row keeps its row in registers (kCache values per lane, one global
-  // read); a block per row re-reads it (L1/L2-resident). each(f) calls f(x_j, j) for
-  // this thread's elements j = t, t + kRowThreads, ...
+  // read); a block per row re-reads it (L1/L2-resident). each(first, f) calls f(v_j, j)
+  // for this thread's elements j = t, t + kRowThreads, ... (first: the row's first read).
   constexpr bool kWarpRow = kRowThreads == Tr::kWarp;
   constexpr int kCache = kWarpRow ? static_cast<int>(Tr::kWarpRowMax / Tr::kWarp) : 1;
   static_assert(!kWarpRow || kCache * Tr::kWarp == Tr::kWarpRowMax);
@@ -97,28 +114,30 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
     IRIS_LN_UNROLL
     for (int c = 0; c < kCache; ++c) {
       const int64_t j = t + static_cast<int64_t>(c) * Tr::kWarp;
-      cache[c] = j < N ? load_compute(xr[j]) : C(0);
+      cache[c] = j < N ? first_at(j) : C(0);
     }
   }
-  auto each = [&](auto&& f) {
+  auto each = [&](auto first, auto&& f) {
     if constexpr (kWarpRow) {
       IRIS_LN_UNROLL
       for (int c = 0; c < kCache; ++c) {
         const int64_t j = t + static_cast<int64_t>(c) * Tr::kWarp;
         if (j < N) f(cache[c], j);
       }
+    } else if constexpr (decltype(first)::value) {
+      for (int64_t j = t; j < N; j += kRowThreads) f(first_at(j), j);
     } else {
-      for (int64_t j = t; j < N; j += kRowThreads) f(load_compute(xr[j]), j);
+      for (int64_t j = t; j < N; j += kRowThreads) f(load_compute(src[j]), j);
     }
   };
   // Shifted by the first element, so the sum grows with the spread, not the mean.
-  const C shift = load_compute(xr[0]);
-  C s = 0;
-  each([&](C v, int64_t) { s += v - shift; });
-  const C mu = shift + row_sum<kRowThreads>(s) / static_cast<C>(N);
+  const C shift = rr ? load_compute(sum_at(0)) : load_compute(xr[0]);
+  C s_part = 0;
+  each(std::true_type{}, [&](C v, int64_t) { s_part += v - shift; });
+  const C mu = shift + row_sum<kRowThreads>(s_part) / static_cast<C>(N);
   // Deviations from the rounded mean, and their mean lo (the rounding residual).
   C sd = 0, ss = 0;
-  each([&](C v, int64_t) {
+  each(std::false_type{}, [&](C v, int64_t) {
     const C d = v - mu;
     sd += d;
     ss += d * d;
@@ -127,7 +146,7 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
   const C var_raw = row_sum<kRowThreads>(ss) / static_cast<C>(N) - lo * lo;
   const C var = var_raw > C(0) ? var_raw : C(0);
   const C r = C(1) / std::sqrt(var + eps);
-  each([&](C v, int64_t j) {
+  each(std::false_type{}, [&](C v, int64_t j) {
     C o = ((v - mu) - lo) * r;
     if (w) o *= load_compute(w[j]);
     if (b) o += load_compute(b[j]);
@@ -139,13 +158,14 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
   }
 }
 
-// Row group g handles rows g, g + G, ... in order. dx (may be null) per row; when part
-// is set, dy * xhat and dy of the group's rows are summed into partial rows g of
-// part[0] and part[1] ([G, N] each).
+// Row group g handles rows g, g + G, ... in order. dx (may be null) per row, plus ds
+// when set (add_layer_norm); when part is set, dy * xhat and dy of the group's rows are
+// summed into partial rows g of part[0] and part[1] ([G, N] each).
 template <class T, int kRowThreads, class C = compute_t<T>>
 __global__ void __launch_bounds__(Tr::kBlockThreads)
-    layer_norm_backward_kernel(const T* dy, const T* x, const C* mean, const C* rstd, const T* w,
-                               int64_t M, int64_t N, int64_t G, T* dx, C* dw_part, C* db_part) {
+    layer_norm_backward_kernel(const T* dy, const T* ds, const T* x, const C* mean, const C* rstd,
+                               const T* w, int64_t M, int64_t N, int64_t G, T* dx, C* dw_part,
+                               C* db_part) {
   static_assert(Tr::kBlockThreads % kRowThreads == 0);
   constexpr int kRows = Tr::kBlockThreads / kRowThreads;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * kRows + threadIdx.x / kRowThreads;
@@ -181,7 +201,8 @@ __global__ void __launch_bounds__(Tr::kBlockThreads)
       const C d = load_compute(dyr[j]);
       if (dx) {
         const C gj = w ? d * load_compute(w[j]) : d;
-        dx[row * N + j] = store_compute<T>(rs * ((gj - mean_g) - xhat * mean_gx));
+        const C dln = rs * ((gj - mean_g) - xhat * mean_gx);
+        dx[row * N + j] = store_compute<T>(ds ? dln + load_compute(ds[row * N + j]) : dln);
       }
       if (dwp) dwp[j] = (first ? C(0) : dwp[j]) + d * xhat;
       if (dbp) dbp[j] = (first ? C(0) : dbp[j]) + d;
@@ -219,11 +240,14 @@ dim3 blocks_for(int64_t n, int64_t per_block) {
   return dim3(static_cast<unsigned>((n + per_block - 1) / per_block));
 }
 
-void layer_norm_forward_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                             double eps, const Tensor& out, const Tensor& mean,
-                             const Tensor& rstd) {
-  IRIS_CHECK(x.dim() == 2 && x.is_contiguous(), "layer_norm: cuda expects a dense [M, N] input, got ",
+// layer_norm (res undefined) and add_layer_norm (sum = x + res, then its layer norm).
+void forward_impl(const char* op, const Tensor& x, const Tensor& res, const Tensor& weight,
+                  const Tensor& bias, double eps, const Tensor& sum, const Tensor& out,
+                  const Tensor& mean, const Tensor& rstd) {
+  IRIS_CHECK(x.dim() == 2 && x.is_contiguous(), op, ": cuda expects a dense [M, N] input, got ",
              x.desc());
+  IRIS_CHECK(!res.defined() || (res.is_contiguous() && sum.is_contiguous()), op,
+             ": cuda expects a dense residual and sum, got ", res.desc(), ", ", sum.desc());
   const int64_t M = x.size(0), N = x.size(1);
   if (M == 0) return;
   if (N == 0) {  // statistics of an empty row, as 0 / 0
@@ -231,31 +255,34 @@ void layer_norm_forward_cuda(const Tensor& x, const Tensor& weight, const Tensor
     kernels::fill_table().get(rstd.device())(rstd, std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  check_stats("layer_norm", x, mean, rstd);
-  ops::dispatch_float_or_half(x.dtype(), "layer_norm", [&]<class T>() {
+  check_stats(op, x, mean, rstd);
+  ops::dispatch_float_or_half(x.dtype(), op, [&]<class T>() {
     using C = compute_t<T>;
     const T* px = ptr<const T>(x);
+    const T* pres = ptr<const T>(res);
     const T* pw = ptr<const T>(weight);
     const T* pb = ptr<const T>(bias);
     if (N <= Tr::kWarpRowMax) {
       constexpr int kRows = Tr::kBlockThreads / Tr::kWarp;
       IRIS_LAUNCH((layer_norm_forward_kernel<T, Tr::kWarp>), blocks_for(M, kRows),
-                  dim3(Tr::kBlockThreads), 0, nullptr, px, pw, pb, M, N, static_cast<C>(eps),
-                  ptr<T>(out), ptr<C>(mean), ptr<C>(rstd));
+                  dim3(Tr::kBlockThreads), 0, nullptr, px, pres, pw, pb, M, N, static_cast<C>(eps),
+                  ptr<T>(sum), ptr<T>(out), ptr<C>(mean), ptr<C>(rstd));
     } else {
       IRIS_LAUNCH((layer_norm_forward_kernel<T, Tr::kBlockThreads>), blocks_for(M, 1),
-                  dim3(Tr::kBlockThreads), 0, nullptr, px, pw, pb, M, N, static_cast<C>(eps),
-                  ptr<T>(out), ptr<C>(mean), ptr<C>(rstd));
+                  dim3(Tr::kBlockThreads), 0, nullptr, px, pres, pw, pb, M, N, static_cast<C>(eps),
+                  ptr<T>(sum), ptr<T>(out), ptr<C>(mean), ptr<C>(rstd));
     }
   });
 }
 
-void layer_norm_backward_cuda(const Tensor& dy, const Tensor& x, const Tensor& mean,
-                              const Tensor& rstd, const Tensor& weight, const Tensor& dx,
-                              const Tensor& dweight, const Tensor& dbias) {
-  IRIS_CHECK(x.dim() == 2 && x.is_contiguous() && dy.is_contiguous(),
-             "layer_norm_backward: cuda expects dense [M, N] inputs, got x ", x.desc(), ", dy ",
-             dy.desc());
+// layer_norm's backward (ds undefined) and add_layer_norm's (dx = ds + the layer norm's dx).
+void backward_impl(const char* op, const Tensor& dy, const Tensor& ds, const Tensor& x,
+                   const Tensor& mean, const Tensor& rstd, const Tensor& weight, const Tensor& dx,
+                   const Tensor& dweight, const Tensor& dbias) {
+  IRIS_CHECK(x.dim() == 2 && x.is_contiguous() && dy.is_contiguous() &&
+                 (!ds.defined() || ds.is_contiguous()),
+             op, ": cuda expects dense [M, N] inputs, got x ", x.desc(), ", dy ", dy.desc(),
+             ds.defined() ? ", ds " + ds.desc() : std::string());
   const int64_t M = x.size(0), N = x.size(1);
   if (N == 0) return;
   if (M == 0) {
@@ -265,8 +292,8 @@ void layer_norm_backward_cuda(const Tensor& dy, const Tensor& x, const Tensor& m
   }
   const bool affine = dweight.defined() || dbias.defined();
   if (!affine && !dx.defined()) return;
-  check_stats("layer_norm_backward", x, mean, rstd);
-  ops::dispatch_float_or_half(x.dtype(), "layer_norm_backward", [&]<class T>() {
+  check_stats(op, x, mean, rstd);
+  ops::dispatch_float_or_half(x.dtype(), op, [&]<class T>() {
     using C = compute_t<T>;
     const bool warp_rows = N <= Tr::kWarpRowMax;
     const int64_t G =
@@ -280,6 +307,7 @@ void layer_norm_backward_cuda(const Tensor& dy, const Tensor& x, const Tensor& m
       if (dbias.defined()) db_part = ptr<C>(part) + G * N;
     }
     const T* pdy = ptr<const T>(dy);
+    const T* pds = ptr<const T>(ds);
     const T* px = ptr<const T>(x);
     const C* pm = ptr<const C>(mean);
     const C* pr = ptr<const C>(rstd);
@@ -287,25 +315,54 @@ void layer_norm_backward_cuda(const Tensor& dy, const Tensor& x, const Tensor& m
     if (warp_rows) {
       constexpr int kRows = Tr::kBlockThreads / Tr::kWarp;
       IRIS_LAUNCH((layer_norm_backward_kernel<T, Tr::kWarp>), blocks_for(G, kRows),
-                  dim3(Tr::kBlockThreads), 0, nullptr, pdy, px, pm, pr, pw, M, N, G, ptr<T>(dx),
-                  dw_part, db_part);
+                  dim3(Tr::kBlockThreads), 0, nullptr, pdy, pds, px, pm, pr, pw, M, N, G,
+                  ptr<T>(dx), dw_part, db_part);
     } else {
       IRIS_LAUNCH((layer_norm_backward_kernel<T, Tr::kBlockThreads>), blocks_for(G, 1),
-                  dim3(Tr::kBlockThreads), 0, nullptr, pdy, px, pm, pr, pw, M, N, G, ptr<T>(dx),
-                  dw_part, db_part);
+                  dim3(Tr::kBlockThreads), 0, nullptr, pdy, pds, px, pm, pr, pw, M, N, G,
+                  ptr<T>(dx), dw_part, db_part);
     }
     if (affine) {
       const int64_t blocks =
           std::min((N + Tr::kReduceThreads - 1) / Tr::kReduceThreads, Tr::kMaxReduceBlocks);
-      IRIS_LAUNCH(layer_norm_reduce_kernel<T>, blocks_for(blocks, 1), dim3(Tr::kReduceThreads), 0, nullptr,
-                  dw_part, db_part, G, N, ptr<T>(dweight), ptr<T>(dbias));
+      IRIS_LAUNCH(layer_norm_reduce_kernel<T>, blocks_for(blocks, 1), dim3(Tr::kReduceThreads), 0,
+                  nullptr, dw_part, db_part, G, N, ptr<T>(dweight), ptr<T>(dbias));
     }
   });
+}
+
+void layer_norm_forward_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                             const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  forward_impl("layer_norm", x, Tensor(), weight, bias, eps, Tensor(), out, mean, rstd);
+}
+
+void layer_norm_backward_cuda(const Tensor& dy, const Tensor& x, const Tensor& mean,
+                              const Tensor& rstd, const Tensor& weight, const Tensor& dx,
+                              const Tensor& dweight, const Tensor& dbias) {
+  backward_impl("layer_norm_backward", dy, Tensor(), x, mean, rstd, weight, dx, dweight, dbias);
+}
+
+void add_layer_norm_forward_cuda(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                 const Tensor& bias, double eps, const Tensor& sum,
+                                 const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  forward_impl("add_layer_norm", x, residual, weight, bias, eps, sum, out, mean, rstd);
+}
+
+void add_layer_norm_backward_cuda(const Tensor& dy, const Tensor& ds, const Tensor& sum,
+                                  const Tensor& mean, const Tensor& rstd, const Tensor& weight,
+                                  const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
+  if (!dy.defined()) {  // only the sum's gradient: dx = ds, no parameter gradients
+    kernels::add_layer_norm_backward_without_dy(ds, dx, dweight, dbias);
+    return;
+  }
+  backward_impl("add_layer_norm_backward", dy, ds, sum, mean, rstd, weight, dx, dweight, dbias);
 }
 
 }  // namespace
 
 IRIS_REGISTER_KERNEL(layer_norm_forward, CUDA, layer_norm_forward_cuda);
 IRIS_REGISTER_KERNEL(layer_norm_backward, CUDA, layer_norm_backward_cuda);
+IRIS_REGISTER_KERNEL(add_layer_norm_forward, CUDA, add_layer_norm_forward_cuda);
+IRIS_REGISTER_KERNEL(add_layer_norm_backward, CUDA, add_layer_norm_backward_cuda);
 
 }  // namespace iris::IRIS_KERNEL_NS
