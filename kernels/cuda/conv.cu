@@ -6,7 +6,17 @@
 // padding) and where C(m, n) goes. Per group g (blockIdx.z):
 //   forward      C[co, q]    = sum_k  W[co, k]        * col[k, q]       q = (n, oh, ow)
 //   backward-data C[ci, q']  = sum_k' W[co, ci, kh, kw] * dY[n, co, oh, ow]  q' = (n, ih, iw),
-//                k' = (co, kh, kw), oh = (ih + pad - kh dil) / stride where that divides
+//                k' = (co, kh, kw), oh = (ih + pad - kh dil) / stride where that divides;
+//                one launch per stride phase ((ih + pad) % sh, (iw + pad) % sw), each a dense
+//                GEMM over only the taps that divide, 16-row tiles when Cin per group <= 16,
+//                split-K (fixed-order sum) when a phase has few blocks and a long K
+// Backward-data work, fp32, GFLOP useful / issued before -> after the phases, the 16-row tile
+// and split-K (H200 timings before: bench notes; after: not measured yet):
+//   N8 C3 224^2 K64 7x7 s2:    1.86 / 161 -> 10.1 (6272 -> 3136 blocks, 196 -> <=64 slabs)
+//   N32 C3 64^2 K32 3x3 s2:    0.055 / 4.8 -> 0.30
+//   N32 C64 16^2 K128 3x3 s2:  0.28 / 1.21 -> 0.30 (4 launches x 32 blocks x 4 splits)
+//   N32 C256 4^2 K256 3x3 s1:  0.42 / 0.60 -> 0.60 (32 blocks x 144 slabs -> 288 x 16)
+//   N8 C512 7^2 K512 3x3 s1:   1.51 / 2.11 -> 2.11 (56 blocks x 288 slabs -> 280 x 58)
 //   backward-weight C[co, k] = sum_q  dY[n, co, oh, ow] * col[k, q], split over q into
 //                partial sums that a second kernel adds in a fixed order (no atomics)
 // Accumulation is in T (float or double). bf16 / fp16 run on tensor cores with the tile
@@ -18,6 +28,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "core/tensor.h"
 #include "kernels/conv.h"
@@ -35,11 +46,12 @@
 namespace iris::IRIS_KERNEL_NS {
 namespace {
 
-template <class T>
+// kBM x kBN block tile of C, kBK K slab per pipeline stage, kTM x kTN register tile.
+template <class T, int kBM_ = 64, int kBN_ = 64, int kTM_ = 4, int kTN_ = 4>
 struct ConvTraits {
-  static constexpr int kBM = 64, kBN = 64;  // block tile of C
-  static constexpr int kBK = 16;            // K slab per pipeline stage
-  static constexpr int kTM = 4, kTN = 4;    // per-thread register tile
+  static constexpr int kBM = kBM_, kBN = kBN_;
+  static constexpr int kBK = 16;
+  static constexpr int kTM = kTM_, kTN = kTN_;
   static constexpr int kThreadsM = kBM / kTM, kThreadsN = kBN / kTN;
   static constexpr int kThreads = kThreadsM * kThreadsN;
   static constexpr int kPad = 4;
@@ -53,6 +65,19 @@ struct ConvTraits {
                 "a thread stages the same row (A) and column (B) in every slab");
   static_assert(2 * kBK * (kBM + kBN + 2 * kPad) * sizeof(T) <= 48 * 1024,
                 "static shared memory limit");
+};
+// Few rows (backward-data with Cin per group <= 16, e.g. an RGB input's gradient): a 64-row
+// tile would leave 95% of its rows idle; 16 rows with wider columns keep the same 256 threads.
+template <class T>
+using SmallMTraits = ConvTraits<T, 16, 128, 2, 4>;
+
+// Backward-data's split-K (fp32 / fp64): split K when a phase's launch has fewer blocks than
+// about two waves of an H100 / H200 (132 SMs), keeping at least kMinSlabs slabs a split.
+struct BackwardDataSplitTraits {
+  static constexpr int64_t kTargetBlocks = 264;
+  static constexpr int64_t kMinSlabs = 8;
+  static constexpr int64_t kMaxSplits = 16;
+  static_assert(kMinSlabs >= 1 && kMaxSplits >= 1, "at least one slab and one split");
 };
 
 // The reductions of every dtype: backward-weight's reduction columns (n, oh, ow) per split
@@ -127,53 +152,87 @@ struct ForwardProblem {
   }
 };
 
-// backward-data: m = ci, k = (co, kh, kw), n = (n, ih, iw); dY is gathered where
-// ih + ph - kh dh is a non-negative multiple of the stride below OH * sh (likewise w).
+// One axis (rows or columns) of a backward-data stride phase: the input positions i with
+// (i + pad) % stride == residue, and the taps t with t * dil % stride == residue, the only
+// taps that reach an output position from them. Tap j of the phase is tap0 + j * tap_step and
+// input position first + p * stride meets output out0 + p - j * out_step.
+struct PhaseAxis {
+  int first, count;  // first input position, positions in the phase
+  int tap0, tap_step, taps;
+  int out0, out_step;
+};
+int gcd_int(int a, int b) { return b == 0 ? a : gcd_int(b, a % b); }
+PhaseAxis phase_axis(int residue, int stride, int pad, int dil, int kernel, int in) {
+  PhaseAxis a{};
+  a.first = ((residue - pad) % stride + stride) % stride;
+  a.count = a.first < in ? (in - a.first + stride - 1) / stride : 0;
+  const int g = gcd_int(stride, dil);
+  a.tap_step = stride / g, a.out_step = dil / g;
+  a.tap0 = 0;
+  while (a.tap0 < a.tap_step && a.tap0 * dil % stride != residue) ++a.tap0;
+  if (a.tap0 >= a.tap_step || a.tap0 >= kernel) {  // no taps: the phase's dx is zero
+    a.tap0 = 0;
+    return a;
+  }
+  a.taps = (kernel - a.tap0 + a.tap_step - 1) / a.tap_step;
+  a.out0 = (a.first + pad - a.tap0 * dil) / stride;  // exact: both terms are == residue
+  return a;
+}
+
+// backward-data, one stride phase (ph_h, ph_w) at a time: m = ci, k = (co, jh, jw) over the
+// phase's taps, n = (n, ih, iw) over its pixels; a dense GEMM whose only zero taps are at the
+// borders. Split s (split-K) writes dx + s * split_stride.
 template <class T>
 struct BackwardDataProblem {
-  static constexpr bool kAKFastest = true;   // A's (kh, kw) runs have unit stride
+  static constexpr bool kAKFastest = true;   // A's (jh, jw) runs are short strided rows
   static constexpr bool kBKFastest = false;  // B's unit-stride index is n (iw)
   using Out = T;
   ConvGeom g;
   const T* dy;
   const T* w;
   T* dx;
+  PhaseAxis ph_h, ph_w;
+  int64_t split_stride;
   __host__ __device__ int M() const { return g.Cin_g; }
-  __host__ __device__ int Ncols() const { return g.N * g.H * g.W; }
-  __host__ __device__ int K() const { return g.Cout_g * g.kk; }
+  __host__ __device__ int Ncols() const { return g.N * ph_h.count * ph_w.count; }
+  __host__ __device__ int K() const { return g.Cout_g * ph_h.taps * ph_w.taps; }
 
   struct Row {
-    const T* w;  // W[group's first co, ci, 0, 0]
+    const T* w;  // W[group's first co, ci, tap0_h, tap0_w]
   };
   struct Col {
     int64_t base;  // dy offset of (n, group's first channel)
-    int th0, tw0;  // ih + ph, iw + pw
+    int oh0, ow0;  // output position of tap (0, 0)
     int64_t out;   // dx offset of (n, group's first channel, ih, iw)
   };
   IRIS_DEV Row row(int grp, int m) const {
-    return {w + (static_cast<int64_t>(grp) * g.Cout_g * g.Cin_g + m) * g.kk};
+    return {w + (static_cast<int64_t>(grp) * g.Cout_g * g.Cin_g + m) * g.kk + ph_h.tap0 * g.kW +
+            ph_w.tap0};
   }
   IRIS_DEV T a(const Row& r, int k) const {
-    const int co = k / g.kk, rest = k - co * g.kk;
-    return r.w[static_cast<int64_t>(co) * g.Cin_g * g.kk + rest];
+    const int taps = ph_h.taps * ph_w.taps;
+    const int co = k / taps, rest = k - co * taps;
+    const int jh = rest / ph_w.taps, jw = rest - jh * ph_w.taps;
+    return r.w[static_cast<int64_t>(co) * g.Cin_g * g.kk + jh * ph_h.tap_step * g.kW +
+               jw * ph_w.tap_step];
   }
   IRIS_DEV Col col(int grp, int q) const {
-    const Pixel p = split_pixel(q, g.H, g.W);
+    const Pixel p = split_pixel(q, ph_h.count, ph_w.count);
+    const int ih = ph_h.first + p.y * g.sh, iw = ph_w.first + p.x * g.sw;
     const int64_t c0 = static_cast<int64_t>(p.n) * g.Cout + static_cast<int64_t>(grp) * g.Cout_g;
     const int64_t i0 = static_cast<int64_t>(p.n) * g.Cin + static_cast<int64_t>(grp) * g.Cin_g;
-    return {c0 * g.OH * g.OW, p.y + g.ph, p.x + g.pw, (i0 * g.H + p.y) * g.W + p.x};
+    return {c0 * g.OH * g.OW, ph_h.out0 + p.y, ph_w.out0 + p.x, (i0 * g.H + ih) * g.W + iw};
   }
   IRIS_DEV T b(const Col& c, int k) const {
-    const int co = k / g.kk, r = k - co * g.kk;
-    const int kh = r / g.kW, kw = r - kh * g.kW;
-    const int th = c.th0 - kh * g.dh, tw = c.tw0 - kw * g.dw;
-    if (th < 0 || tw < 0) return T(0);
-    const int oh = th / g.sh, ow = tw / g.sw;
-    if (oh * g.sh != th || ow * g.sw != tw || oh >= g.OH || ow >= g.OW) return T(0);
+    const int taps = ph_h.taps * ph_w.taps;
+    const int co = k / taps, rest = k - co * taps;
+    const int jh = rest / ph_w.taps, jw = rest - jh * ph_w.taps;
+    const int oh = c.oh0 - jh * ph_h.out_step, ow = c.ow0 - jw * ph_w.out_step;
+    if (oh < 0 || oh >= g.OH || ow < 0 || ow >= g.OW) return T(0);
     return dy[c.base + (static_cast<int64_t>(co) * g.OH + oh) * g.OW + ow];
   }
-  IRIS_DEV void store(int, int, int m, const Col& c, T v) const {
-    dx[c.out + static_cast<int64_t>(m) * g.H * g.W] = v;
+  IRIS_DEV void store(int, int split, int m, const Col& c, T v) const {
+    dx[split * split_stride + c.out + static_cast<int64_t>(m) * g.H * g.W] = v;
   }
 };
 
@@ -228,10 +287,9 @@ struct BackwardWeightProblem {
 
 // C tile (blockIdx.x over n, blockIdx.y over m) of group blockIdx.z % groups, reduction
 // split blockIdx.z / groups covering k in [split * k_per_split, + k_per_split).
-template <class T, class P>
-__global__ void __launch_bounds__(ConvTraits<T>::kThreads)
+template <class T, class Tr, class P>
+__global__ void __launch_bounds__(Tr::kThreads)
     implicit_gemm_kernel(P prob, int groups, int k_per_split) {
-  using Tr = ConvTraits<T>;
   IRIS_SHARED(T, As, [2][Tr::kBK][Tr::kBM + Tr::kPad]);  // A slab, k-major
   IRIS_SHARED(T, Bs, [2][Tr::kBK][Tr::kBN + Tr::kPad]);  // B slab, k-major
 
@@ -641,12 +699,11 @@ dim3 gemm_grid(const char* op, const P& prob, int groups, int splits) {
 
 bool empty_grid(const dim3& grid) { return grid.x == 0 || grid.y == 0 || grid.z == 0; }
 
-template <class T, class P>
+template <class T, class Tr = ConvTraits<T>, class P>
 void launch_implicit_gemm(const char* op, const P& prob, int groups, int splits, int k_per_split) {
-  using Tr = ConvTraits<T>;
   const dim3 grid = gemm_grid<Tr::kBM, Tr::kBN>(op, prob, groups, splits);
   if (empty_grid(grid)) return;
-  IRIS_LAUNCH((implicit_gemm_kernel<T, P>), grid, dim3(Tr::kThreads), 0, nullptr, prob, groups,
+  IRIS_LAUNCH((implicit_gemm_kernel<T, Tr, P>), grid, dim3(Tr::kThreads), 0, nullptr, prob, groups,
               k_per_split);
 }
 
@@ -703,19 +760,81 @@ void conv2d_forward_cuda(const Tensor& input, const Tensor& weight, const Tensor
   });
 }
 
+// out = the splits' partial sums added in split order (E says how to read and write).
+template <class E>
+void launch_sum_splits(const typename E::Acc* partial, int splits, int64_t n,
+                       typename E::Stored* out) {
+  constexpr int kThreads = 256;
+  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 4096);
+  IRIS_LAUNCH(sum_splits_kernel<E>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, nullptr,
+              partial, splits, n, out);
+}
+
+// Backward-data as sh * sw stride phases, one launch each: every phase is a dense GEMM over
+// only its taps, so no gather is spent on the (1 - 1 / (sh sw)) of taps that miss dY.
+std::vector<BackwardDataProblem<uint16_t>> backward_data_phases(const ConvGeom& g) {
+  std::vector<BackwardDataProblem<uint16_t>> phases;
+  for (int rh = 0; rh < g.sh; ++rh)
+    for (int rw = 0; rw < g.sw; ++rw)
+      phases.push_back({g, nullptr, nullptr, nullptr, phase_axis(rh, g.sh, g.ph, g.dh, g.kH, g.H),
+                        phase_axis(rw, g.sw, g.pw, g.dw, g.kW, g.W), 0});
+  return phases;
+}
+
+// fp32 / fp64 backward-data with the tile Tr: split K in a fixed order (partial sums added
+// split by split) when the phases give too few blocks for the GPU.
+template <class T, class Tr>
+void backward_data_float(const char* op, const ConvGeom& g, const Tensor& dout,
+                         const Tensor& weight, const Tensor& dinp) {
+  using St = BackwardDataSplitTraits;
+  std::vector<BackwardDataProblem<T>> phases;
+  int64_t blocks = 0, slabs = 0;  // of the phase with the most taps: the longest launch
+  for (const BackwardDataProblem<uint16_t>& ph : backward_data_phases(g)) {
+    phases.push_back({g, dout.data<T>(), weight.data<T>(), dinp.data<T>(), ph.ph_h, ph.ph_w, 0});
+    const BackwardDataProblem<T>& pr = phases.back();
+    const int64_t pr_slabs = (pr.K() + Tr::kBK - 1) / Tr::kBK;
+    if (pr_slabs <= slabs) continue;
+    slabs = pr_slabs;
+    blocks = (static_cast<int64_t>(pr.Ncols()) + Tr::kBN - 1) / Tr::kBN *
+             ((pr.M() + Tr::kBM - 1) / Tr::kBM) * g.G;
+  }
+  // Every phase is launched with the same splits (the partial sums' layout); a phase with
+  // fewer slabs leaves its last splits empty, which store zeros.
+  int64_t splits = 1;
+  if (blocks > 0 && blocks < St::kTargetBlocks)
+    splits = std::clamp<int64_t>(
+        std::min((St::kTargetBlocks + blocks - 1) / blocks, slabs / St::kMinSlabs), 1,
+        St::kMaxSplits);
+  const int64_t n = dinp.numel();
+  const Tensor partial =
+      splits == 1 ? dinp : Tensor::empty({splits, n}, dinp.dtype(), dinp.device());
+  for (BackwardDataProblem<T>& pr : phases) {
+    pr.dx = partial.data<T>(), pr.split_stride = n;
+    const int64_t per_split =
+        std::max<int64_t>((pr.K() + splits * Tr::kBK - 1) / (splits * Tr::kBK) * Tr::kBK, Tr::kBK);
+    launch_implicit_gemm<T, Tr>(op, pr, g.G, static_cast<int>(splits), static_cast<int>(per_split));
+  }
+  if (splits > 1)
+    launch_sum_splits<PlainElem<T>>(partial.data<T>(), static_cast<int>(splits), n, dinp.data<T>());
+}
+
 void conv2d_backward_data_cuda(const Tensor& dout, const Tensor& weight,
                                const kernels::Conv2dParams& p, const Tensor& dinp) {
   const char* op = "conv2d_backward_data";
   if (dinp.numel() == 0) return;
   const ConvGeom g = make_geom(op, dinp, weight, dout.size(2), dout.size(3), p);
   if (with_half(dinp.dtype(), [&]<mma::Half H>() {
-        const BackwardDataProblem<uint16_t> prob{g, bits(dout), bits(weight), bits(dinp)};
-        launch_backward_mma<H>(op, prob, g.G, 1, prob.K());
+        for (BackwardDataProblem<uint16_t> prob : backward_data_phases(g)) {
+          prob.dy = bits(dout), prob.w = bits(weight), prob.dx = bits(dinp);
+          launch_backward_mma<H>(op, prob, g.G, 1, prob.K());
+        }
       }))
     return;
   dispatch_float(dinp.dtype(), op, [&]<class T>() {
-    BackwardDataProblem<T> prob{g, dout.data<T>(), weight.data<T>(), dinp.data<T>()};
-    launch_implicit_gemm<T>(op, prob, g.G, 1, prob.K());
+    if (g.Cin_g <= SmallMTraits<T>::kBM)
+      backward_data_float<T, SmallMTraits<T>>(op, g, dout, weight, dinp);
+    else
+      backward_data_float<T, ConvTraits<T>>(op, g, dout, weight, dinp);
   });
 }
 
@@ -730,16 +849,6 @@ SplitPlan split_reduction(int64_t Q, int slab) {
   const int64_t per_split = std::max<int64_t>((Q + want * slab - 1) / (want * slab) * slab, slab);
   const int64_t used = (Q + per_split - 1) / per_split;
   return {static_cast<int>(std::max<int64_t>(used, 1)), static_cast<int>(per_split)};
-}
-
-// dweight = the splits' partial sums added in split order (E says how to read and write).
-template <class E>
-void launch_sum_splits(const typename E::Acc* partial, int splits, int64_t n,
-                       typename E::Stored* out) {
-  constexpr int kThreads = 256;
-  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 4096);
-  IRIS_LAUNCH(sum_splits_kernel<E>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, nullptr,
-              partial, splits, n, out);
 }
 
 template <class E>
