@@ -1,6 +1,6 @@
 #pragma once
-// The tensor-core attention forward (attention_mma.cu), called by attention.cu's
-// attention_forward for bf16 / fp16 inputs.
+// The tensor-core attention forward (attention_mma.cu) and backward (attention_mma_bwd.cu),
+// called by attention.cu's attention_forward / attention_backward for bf16 / fp16 inputs.
 #include "core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/emu/cuda_compat.h"  // IRIS_KERNEL_NS

@@ -1,10 +1,15 @@
 // cuBLASLt GEMM with bias / GELU epilogues: the CUDA backend's GEMM on a real GPU.
-// One handle and one workspace per device, created on first use and kept for the process
-// (freeing them at exit would race the CUDA runtime's own teardown). The heuristic's algorithm
-// is cached per problem: shape, layouts, dtype, epilogue and the pointers' alignment (which
-// decides the algorithms cuBLASLt may pick). The row-major problem runs as its column-major
-// transpose, D^T [N, M] = op(b) [N, K] @ op(a) [K, M], so the bias (one value per column of
-// out) is cuBLASLt's per-row bias of D^T. Under the emulator there is no cuBLASLt.
+// One handle per device, created on first use and kept for the process (freeing it at exit
+// would race the CUDA runtime's own teardown); cuBLASLt handles carry no stream or workspace,
+// so threads share it (cuBLAS: thread safe even with one handle). Each call launches on this
+// thread's current stream (launch_stream) with a workspace taken from the caching allocator on
+// that stream: the allocator hands a freed block only to later work on the same stream, so one
+// stream's workspace is never given to another while its GEMM may still run. The heuristic's
+// algorithm (and the workspace it needs) is cached per problem: shape, layouts, dtype, epilogue
+// and the pointers' alignment (which decides the algorithms cuBLASLt may pick). The row-major
+// problem runs as its column-major transpose, D^T [N, M] = op(b) [N, K] @ op(a) [K, M], so the
+// bias (one value per column of out) is cuBLASLt's per-row bias of D^T. Under the emulator
+// there is no cuBLASLt.
 #include "kernels/emu/cuda_compat.h"
 // After cuda_compat.h: the header's entry points live in IRIS_KERNEL_NS.
 #include "kernels/cuda/gemm_lt.h"
@@ -16,6 +21,9 @@
 #include <map>
 #include <mutex>
 #include <optional>
+
+#include "core/tensor.h"
+#include "kernels/cuda/launch_stream.h"
 #endif
 
 namespace iris::IRIS_KERNEL_NS {
@@ -41,19 +49,22 @@ bool cublaslt_gemm(const kernels::GemmLtProblem&, const void*, const void*, cons
 
 namespace {
 
-// 32 MiB: what NVIDIA recommends for Hopper (sm_90); enough for every split-K algorithm.
-constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+// The most workspace an algorithm may ask for: 32 MiB, what NVIDIA recommends for Hopper
+// (sm_90); enough for every split-K algorithm. A call takes only what its algorithm needs.
+constexpr size_t kMaxWorkspaceBytes = size_t(32) << 20;
 
 // dtype, B, M, N, K, a_trans, b_trans, lda, ldb, a_bs, b_bs, epilogue, beta != 0, and the
 // alignments of a, b, out and bias.
 using AlgoKey = std::array<int64_t, 17>;
-using MaybeAlgo = std::optional<cublasLtMatmulAlgo_t>;  // nullopt: no algorithm supports it
+struct LtAlgo {
+  cublasLtMatmulAlgo_t algo;
+  size_t workspace_bytes;
+};
+using MaybeAlgo = std::optional<LtAlgo>;  // nullopt: no algorithm supports it
 
 struct LtDevice {
   bool ok = false;
   cublasLtHandle_t handle = nullptr;
-  void* workspace = nullptr;
-  size_t workspace_bytes = 0;
   std::map<AlgoKey, MaybeAlgo> algos;
 };
 
@@ -71,12 +82,6 @@ LtDevice& device_state(int device) {
   if (!fresh) return d;
   IRIS_CUDA_CHECK(cudaSetDevice(device));
   if (cublasLtCreate(&d.handle) != CUBLAS_STATUS_SUCCESS) return d;
-  if (cudaMalloc(&d.workspace, kWorkspaceBytes) == cudaSuccess) {
-    d.workspace_bytes = kWorkspaceBytes;
-  } else {
-    (void)cudaGetLastError();  // out of memory: cuBLASLt runs without a workspace
-    d.workspace = nullptr;
-  }
   d.ok = true;
   return d;
 }
@@ -211,7 +216,7 @@ bool cublaslt_gemm(const kernels::GemmLtProblem& p, const void* a, const void* b
   auto found = dev.algos.find(key);
   if (found == dev.algos.end()) {
     Preference pref;
-    pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(dev.workspace_bytes));
+    pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, uint64_t(kMaxWorkspaceBytes));
     pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, uint32_t(alignment_of(b)));
     pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, uint32_t(alignment_of(a)));
     pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, uint32_t(alignment_of(c)));
@@ -225,21 +230,27 @@ bool cublaslt_gemm(const kernels::GemmLtProblem& p, const void* a, const void* b
     if (s != CUBLAS_STATUS_NOT_SUPPORTED) IRIS_CUBLASLT_CHECK(s);
     MaybeAlgo algo;
     if (s == CUBLAS_STATUS_SUCCESS && returned > 0 && result.state == CUBLAS_STATUS_SUCCESS)
-      algo = result.algo;
+      algo = LtAlgo{result.algo, result.workspaceSize};
     found = dev.algos.emplace(key, algo).first;
   }
   if (!found->second) return false;
-  const cublasLtMatmulAlgo_t algo = *found->second;
+  const LtAlgo chosen = *found->second;
   const cublasLtHandle_t handle = dev.handle;
-  void* const workspace = dev.workspace;
-  const size_t workspace_bytes = dev.workspace_bytes;
-  lock.unlock();  // launches on the default stream are ordered; the workspace is never shared
-                  // by two kernels at once
+  lock.unlock();
 
-  const float alpha = static_cast<float>(p.alpha), beta = static_cast<float>(p.beta);
   IRIS_CUDA_CHECK(cudaSetDevice(device));
+  const cudaStream_t stream = ::iris::cuda::launch_stream(nullptr);
+  // Allocated on the current stream and freed once the launch is queued: the block returns to
+  // that stream's free list, so only work queued after this GEMM on the same stream reuses it.
+  const Tensor workspace =
+      chosen.workspace_bytes == 0
+          ? Tensor()
+          : Tensor::empty({int64_t(chosen.workspace_bytes)}, DType::u8, Device::cuda(device));
+  void* const workspace_ptr = workspace.defined() ? workspace.raw_data() : nullptr;
+  const float alpha = static_cast<float>(p.alpha), beta = static_cast<float>(p.beta);
   IRIS_CUBLASLT_CHECK(cublasLtMatmul(handle, op.d, &alpha, b, lb.l, a, la.l, &beta, c, ld.l, c,
-                                     ld.l, &algo, workspace, workspace_bytes, nullptr));
+                                     ld.l, &chosen.algo, workspace_ptr, chosen.workspace_bytes,
+                                     stream));
   return true;
 }
 

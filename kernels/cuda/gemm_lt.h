@@ -44,14 +44,15 @@ inline bool gemm_prefers_cublaslt(const GemmLtProblem& p, bool lt_available, Gem
 #if defined(IRIS_KERNEL_NS)
 namespace iris::IRIS_KERNEL_NS {
 
-// True when cuBLASLt's handle and workspace exist for the device (created once, cached);
-// always false under the emulator.
+// True when cuBLASLt's handle exists for the device (created once, cached); always false
+// under the emulator.
 bool cublaslt_available(int device);
 
-// Runs p through cuBLASLt on the default stream (out = c; bias: [N] of p.dtype, or null when
-// p.ep is none). Returns false, writing nothing, when cuBLASLt has no algorithm for the
-// problem (the heuristic's answer is cached per shape, layout, epilogue and alignment);
-// throws iris::Error on any other cuBLASLt or CUDA failure.
+// Runs p through cuBLASLt on this thread's current stream of `device`, with a workspace from
+// the caching allocator on that stream (out = c; bias: [N] of p.dtype, or null when p.ep is
+// none); safe to call from several threads and streams at once. Returns false, writing nothing,
+// when cuBLASLt has no algorithm for the problem (the heuristic's answer is cached per shape,
+// layout, epilogue and alignment); throws iris::Error on any other cuBLASLt or CUDA failure.
 bool cublaslt_gemm(const kernels::GemmLtProblem& p, const void* a, const void* b, const void* bias,
                    void* c, int device);
 

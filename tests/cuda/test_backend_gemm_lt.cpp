@@ -10,10 +10,12 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "autograd/ops.h"
+#include "core/stream.h"
 #include "kernels/cuda/gemm_lt.h"
 #include "kernels/elementwise_math.h"
 #include "kernels/gemm_epilogue.h"
@@ -222,6 +224,87 @@ TEST(GemmEpilogueCuda, BadBiasIsAnErrorNamingTheOp) {
   EXPECT_IRIS_ERROR(fn(a, zeros({1, 5, 5}, DType::f32, kCuda), Tensor(), out, GemmEpilogue::none,
                        GemmImpl::automatic),
                     "gemm_epilogue: shapes do not agree");
+}
+
+// ---- streams: both paths launch on the current stream (the emulator runs a created stream's
+// work only when the host waits, so a GEMM on the wrong stream reads stale data there) ----
+
+using cuda::Event;
+using cuda::Stream;
+using cuda::StreamGuard;
+
+// out = a @ b through the backend's GEMM (cuBLASLt on a GPU), on the current stream. Small
+// M, N and a long K: cuBLASLt's heuristic picks split-K algorithms, which use the workspace.
+Tensor gemm_on_current_stream(const Tensor& a, const Tensor& b) {
+  Tensor out = Tensor::empty({a.size(0), a.size(1), b.size(2)}, a.dtype(), kCuda);
+  kernels::gemm_epilogue_table().get(kCuda)(a, b, Tensor(), out, GemmEpilogue::none,
+                                            GemmImpl::automatic);
+  return out;
+}
+
+void expect_product(const std::string& what, const Tensor& a, const Tensor& b, const Tensor& out) {
+  SCOPED_TRACE(what);
+  const Errors e = errors_of(a, b, Tensor(), out, GemmEpilogue::none);
+  ASSERT_GT(e.naive, 0.0);
+  EXPECT_LE(e.got, 2 * e.naive) << "cuda error " << e.got << ", naive " << e.naive;
+}
+
+TEST(GemmLtStreams, AnEventOrdersGemmsOnTwoStreams) {
+  IRIS_REQUIRE_CUDA();
+  const Tensor x = randn_as({1, 24, 1536}, 21, DType::f32).to(kCuda);
+  const Tensor w = randn_as({1, 1536, 40}, 22, DType::f32).to(kCuda);
+  const Tensor v = randn_as({1, 40, 1280}, 23, DType::f32).to(kCuda);
+  const Stream a = Stream::create(), b = Stream::create();
+  Tensor y, z;
+  Event produced;
+  {
+    StreamGuard g(a);
+    y = gemm_on_current_stream(x, w);
+    produced.record();
+  }
+  {
+    StreamGuard g(b);
+    b.wait(produced);
+    z = gemm_on_current_stream(y, v);  // reads y after a's GEMM wrote it
+    cuda::record_stream(y, b);
+  }
+  b.synchronize();
+  a.synchronize();
+  expect_product("y = x w on a", x, w, y);
+  expect_product("z = y v on b", y, v, z);
+}
+
+// Two host threads, each issuing split-K GEMMs on its own stream with no ordering between the
+// streams: each call's workspace is its stream's, so the results are those of one GEMM alone
+// (bit-identical to a run on the default stream; a shared workspace would mix partial sums).
+TEST(GemmLtStreams, ConcurrentStreamsKeepTheirOwnWorkspaces) {
+  IRIS_REQUIRE_CUDA();
+  constexpr int kRounds = 6;
+  const Tensor xa = randn_as({1, 16, 2048}, 31, DType::f32).to(kCuda);
+  const Tensor wa = randn_as({1, 2048, 24}, 32, DType::f32).to(kCuda);
+  const Tensor xb = randn_as({1, 16, 2048}, 33, DType::f32).to(kCuda);
+  const Tensor wb = randn_as({1, 2048, 24}, 34, DType::f32).to(kCuda);
+  const std::vector<float> want_a = gemm_on_current_stream(xa, wa).to_vector<float>();
+  const std::vector<float> want_b = gemm_on_current_stream(xb, wb).to_vector<float>();
+  const Stream sa = Stream::create(), sb = Stream::create();
+  std::vector<Tensor> got_a(kRounds), got_b(kRounds);
+  auto issue = [](const Stream& s, const Tensor& x, const Tensor& w, std::vector<Tensor>& out) {
+    StreamGuard g(s);
+    for (Tensor& t : out) t = gemm_on_current_stream(x, w);
+  };
+  std::thread ta(issue, std::cref(sa), std::cref(xa), std::cref(wa), std::ref(got_a));
+  std::thread tb(issue, std::cref(sb), std::cref(xb), std::cref(wb), std::ref(got_b));
+  ta.join();
+  tb.join();
+  sa.synchronize();
+  sb.synchronize();
+  for (int r = 0; r < kRounds; ++r) {
+    SCOPED_TRACE("round " + std::to_string(r));
+    EXPECT_EQ(got_a[size_t(r)].to_vector<float>(), want_a);
+    EXPECT_EQ(got_b[size_t(r)].to_vector<float>(), want_b);
+  }
+  expect_product("x_a w_a", xa, wa, got_a[0]);
+  expect_product("x_b w_b", xb, wb, got_b[0]);
 }
 
 }  // namespace

@@ -248,5 +248,40 @@ TEST(BackendStreams, RecordStreamHoldsABlockForTheOtherStream) {
   EXPECT_EQ(sum.to_vector<float>()[999], 2.0f * (3.0f + 0.25f * 2));
 }
 
+// What a kernel's scratch memory (cuBLASLt's workspace) relies on: a block taken on stream a,
+// written and read by work queued on a, and freed by the host before that work has run, is not
+// handed to stream b; a's next allocation, queued after that work, gets it.
+TEST(BackendStreams, ScratchFreedWhileItsStreamRunsStaysWithThatStream) {
+  IRIS_REQUIRE_CUDA();
+  const int64_t n = 777;
+  const Tensor x = Tensor::from_vector(ramp(n, -2.0f), {n}, kCuda);
+  x.to_vector<float>();  // staged copy on the default stream done before a starts
+  const Stream a = Stream::create(), b = Stream::create();
+  Tensor result;
+  void* p = nullptr;
+  {
+    StreamGuard g(a);
+    Tensor scratch = add(x, x);  // written on a
+    p = scratch.raw_data();
+    result = mul(scratch, x);  // read on a
+    if (emulated()) {
+      EXPECT_FALSE(a.query());  // both kernels still queued when the scratch is freed
+    }
+  }
+  {
+    StreamGuard g(b);
+    const Tensor other = full({n}, 7.0, DType::f32, kCuda);
+    EXPECT_NE(other.raw_data(), p);
+    EXPECT_EQ(other.to_vector<float>()[n - 1], 7.0f);
+  }
+  StreamGuard g(a);
+  const Tensor again = Tensor::empty({n}, DType::f32, kCuda);
+  EXPECT_EQ(again.raw_data(), p);
+  const std::vector<float> got = result.to_vector<float>();
+  const std::vector<float> v = ramp(n, -2.0f);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(got[size_t(i)], (v[size_t(i)] + v[size_t(i)]) * v[size_t(i)]) << i;
+}
+
 }  // namespace
 }  // namespace iris
