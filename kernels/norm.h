@@ -3,6 +3,7 @@
 // row-major from the op layer; statistics are kept in the input's dtype
 // (float32 for bf16/fp16 inputs).
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/tensor.h"
 #include "kernels/dispatch.h"
@@ -58,5 +59,19 @@ IRIS_DECLARE_KERNEL(batch_norm_backward,
                     void(const Tensor& dy, const Tensor& x, const Tensor& save_mean,
                          const Tensor& save_invstd, const Tensor& weight, bool training,
                          const Tensor& dx, const Tensor& dweight, const Tensor& dbias));
+// The dtype of batch norm's per-channel tensors (weight, bias, running stats and their
+// gradients), for both backends: every defined one shares it (float32 for a bf16/f16 input
+// in PyTorch's mixed case); the input's when none is defined.
+inline DType batch_norm_param_dtype(const char* op, DType x_dt,
+                                    std::initializer_list<const Tensor*> ps) {
+  const Tensor* first = nullptr;
+  for (const Tensor* p : ps) {
+    if (!p->defined()) continue;
+    if (!first) first = p;
+    IRIS_CHECK(p->dtype() == first->dtype(), op, ": parameters ", first->desc(), " and ", p->desc(),
+               " differ in dtype");
+  }
+  return first ? first->dtype() : x_dt;
+}
 
 }  // namespace iris::kernels

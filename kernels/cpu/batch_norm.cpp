@@ -58,19 +58,6 @@ T& at(const Tensor& t, int64_t c) {
   return t.data<T>()[c * t.stride(0)];
 }
 
-// The dtype of the per-channel parameters (weight, bias, running stats and their gradients):
-// every defined one shares it; the input's when none is defined.
-DType param_dtype(const char* op, DType x_dt, std::initializer_list<const Tensor*> ps) {
-  const Tensor* first = nullptr;
-  for (const Tensor* p : ps) {
-    if (!p->defined()) continue;
-    if (!first) first = p;
-    IRIS_CHECK(p->dtype() == first->dtype(), op, ": parameters ", first->desc(), " and ", p->desc(),
-               " differ in dtype");
-  }
-  return first ? first->dtype() : x_dt;
-}
-
 // Runs fn.template operator()<T, P>() for input type T and parameter type P: P is T, or
 // float for a bf16/f16 input (PyTorch's mixed batch norm).
 template <class Fn>
@@ -174,8 +161,8 @@ void batch_norm_forward_cpu(const Tensor& x, const Tensor& weight, const Tensor&
                             double momentum, double eps, const Tensor& out, const Tensor& save_mean,
                             const Tensor& save_invstd) {
   const Geometry g{x.size(0), x.size(1), x.size(2)};
-  const DType p_dt =
-      param_dtype("batch_norm", x.dtype(), {&weight, &bias, &running_mean, &running_var});
+  const DType p_dt = kernels::batch_norm_param_dtype("batch_norm", x.dtype(),
+                                                     {&weight, &bias, &running_mean, &running_var});
   dispatch_bn("batch_norm", x.dtype(), p_dt, [&]<class T, class P>() {
     check_stats<T>("batch_norm", save_mean, save_invstd);
     batch_norm_forward_impl<T, P>(g, x, weight, bias, running_mean, running_var, training, momentum,
@@ -267,7 +254,8 @@ void batch_norm_backward_cpu(const Tensor& dy, const Tensor& x, const Tensor& sa
                              const Tensor& save_invstd, const Tensor& weight, bool training,
                              const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
   const Geometry g{x.size(0), x.size(1), x.size(2)};
-  const DType p_dt = param_dtype("batch_norm_backward", x.dtype(), {&weight, &dweight, &dbias});
+  const DType p_dt = kernels::batch_norm_param_dtype("batch_norm_backward", x.dtype(),
+                                                     {&weight, &dweight, &dbias});
   dispatch_bn("batch_norm_backward", x.dtype(), p_dt, [&]<class T, class P>() {
     check_stats<T>("batch_norm_backward", save_mean, save_invstd);
     batch_norm_backward_impl<T, P>(g, dy, x, save_mean, save_invstd, weight, training, dx, dweight,

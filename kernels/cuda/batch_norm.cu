@@ -286,19 +286,6 @@ void check_x(const char* op, const Tensor& x) {
              x.desc());
 }
 
-// The dtype of the per-channel parameters (weight, bias, running stats and their gradients):
-// every defined one shares it; the input's when none is defined.
-DType param_dtype(const char* op, DType x_dt, std::initializer_list<const Tensor*> ps) {
-  const Tensor* first = nullptr;
-  for (const Tensor* p : ps) {
-    if (!p->defined()) continue;
-    if (!first) first = p;
-    IRIS_CHECK(p->dtype() == first->dtype(), op, ": parameters ", first->desc(), " and ", p->desc(),
-               " differ in dtype");
-  }
-  return first ? first->dtype() : x_dt;
-}
-
 // Runs fn.template operator()<T, P>() for input type T and parameter type P: P is T, or
 // float for a bf16/f16 input (PyTorch's mixed batch norm). The saved statistics are checked
 // to be of the compute type.
@@ -328,8 +315,8 @@ void batch_norm_forward_cuda(const Tensor& x, const Tensor& weight, const Tensor
   check_x("batch_norm", x);
   const int64_t N = x.size(0), C = x.size(1), S = x.size(2), R = N * C;
   if (C == 0) return;
-  const DType p_dt =
-      param_dtype("batch_norm", x.dtype(), {&weight, &bias, &running_mean, &running_var});
+  const DType p_dt = kernels::batch_norm_param_dtype("batch_norm", x.dtype(),
+                                                     {&weight, &bias, &running_mean, &running_var});
   dispatch_bn("batch_norm", x, p_dt, save_mean, save_invstd, [&]<class T, class P>() {
     using A = ops::compute_t<T>;
     Tensor rows;
@@ -367,7 +354,8 @@ void batch_norm_backward_cuda(const Tensor& dy, const Tensor& x, const Tensor& s
   if (C == 0) return;
   const bool need_sums = training || dweight.defined() || dbias.defined();
   if (!need_sums && !dx.defined()) return;
-  const DType p_dt = param_dtype("batch_norm_backward", x.dtype(), {&weight, &dweight, &dbias});
+  const DType p_dt = kernels::batch_norm_param_dtype("batch_norm_backward", x.dtype(),
+                                                     {&weight, &dweight, &dbias});
   dispatch_bn("batch_norm_backward", x, p_dt, save_mean, save_invstd, [&]<class T, class P>() {
     using A = ops::compute_t<T>;
     Tensor rows;
